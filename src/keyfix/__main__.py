@@ -1,0 +1,5 @@
+import sys
+
+from keyfix.cli import main
+
+sys.exit(main())

@@ -1,0 +1,95 @@
+"""`keyfix` command line. Each command imports what it uses, when it runs.
+
+Exit statuses follow ../shared/contract/README.md: 0 processed, 2 bad input, 1 internal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _cmd_handle(args: argparse.Namespace) -> int:
+    from keyfix.config import ConfigError, Settings
+    from keyfix.events import EventError
+
+    try:
+        with open(args.event_file, encoding="utf-8") as fh:
+            event = json.load(fh)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        print(f"keyfix handle: cannot read event {args.event_file}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        settings = Settings.from_env().with_mode(args.mode)
+    except ConfigError as exc:
+        print(f"keyfix handle: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    from keyfix.pipeline import process_event
+
+    try:
+        report = process_event(event, settings)
+    except EventError as exc:
+        print(f"keyfix handle: malformed event {args.event_file}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.format == "json":
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        from keyfix.render import report_text
+
+        print(report_text(report))
+    return EXIT_OK
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from keyfix.policy.simulate import run
+
+    return run(args.file, args.format, sys.stdout, sys.stderr)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="keyfix",
+        description="Diagnose and repair KMS permission failures behind Auto Scaling, EC2 and EBS.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    handle = sub.add_parser(
+        "handle",
+        help="process one EventBridge event exactly as the Lambda does",
+        description="Process one EventBridge event exactly as the Lambda does, against the AWS "
+        "endpoint boto3's standard configuration points at (AWS_ENDPOINT_URL, AWS_DEFAULT_REGION).",
+    )
+    handle.add_argument("event_file", metavar="EVENT_FILE")
+    handle.add_argument("--mode", choices=["propose", "apply"], help="override KEYFIX_MODE")
+    handle.add_argument("--format", choices=["json", "text"], default="text")
+    handle.set_defaults(func=_cmd_handle)
+
+    simulate = sub.add_parser(
+        "simulate",
+        help="decide one KMS request offline with the authorisation model",
+        description="Decide one request (simulate.schema.json) offline and explain the decision.",
+    )
+    simulate.add_argument("file", metavar="FILE")
+    simulate.add_argument("--format", choices=["json", "text"], default="text")
+    simulate.set_defaults(func=_cmd_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the contract's "internal failure": say it, exit 1
+        print(f"keyfix {args.command}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

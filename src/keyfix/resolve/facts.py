@@ -1,0 +1,67 @@
+"""What the resolver learned from AWS: plain data for the diagnosis.
+
+The diagnosis and the policy model take these, never a client. `None` in a field
+means "could not be read"; the reason is in `unreadable`, so a finding can say what
+keyfix could not see (a key in another account is the usual case).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from keyfix.events.incident import Incident
+
+
+@dataclass(frozen=True)
+class KeyFacts:
+    arn: str
+    account: str
+    region: str
+    exists: bool = True
+    state: str | None = None  # KeyState: Enabled | Disabled | PendingDeletion | PendingImport | ...
+    manager: str | None = None  # KeyManager: AWS | CUSTOMER
+    policy: dict[str, Any] | None = None  # the "default" key policy document
+    grants: tuple[dict[str, Any], ...] | None = None  # ListGrants entries, as AWS returns them
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    unreadable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PrincipalFacts:
+    arn: str  # IAM ARN with path (role, user, root) or a service principal
+    kind: str  # user | role | service-linked-role | root | service
+    account: str | None
+    exists: bool | None = None  # None: could not tell
+    unique_id: str | None = None  # AIDA.../AROA...
+    identity_policies: tuple[dict[str, Any], ...] | None = None  # inline, managed, group
+    permission_boundary: dict[str, Any] | None = None
+    unreadable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AccessNeed:
+    """`principal` must be able to perform `operations` on `key_arn` for the failed
+    operation to succeed. `context` holds the request context AWS would send
+    (kms:ViaService, kms:GrantIsForAWSResource, kms:CallerAccount, ...)."""
+
+    principal: str
+    key_arn: str
+    operations: tuple[str, ...]
+    context: dict[str, str | list[str]] = field(default_factory=dict)
+    resource: str | None = None  # what used the key: group, volume, instance, snapshot ARN
+
+
+@dataclass
+class Situation:
+    """Everything resolved for one incident."""
+
+    incident: Incident
+    needs: list[AccessNeed] = field(default_factory=list)
+    keys: dict[str, KeyFacts] = field(default_factory=dict)
+    principals: dict[str, PrincipalFacts] = field(default_factory=dict)
+    # The failure is not about KMS (e.g. Server.InternalError, VolumeLimitExceeded).
+    not_kms_reason: str | None = None
+    # What could not be resolved at all (group vanished, DescribeInstances denied, ...).
+    notes: list[str] = field(default_factory=list)
