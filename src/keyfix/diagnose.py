@@ -1,0 +1,191 @@
+"""From resolved facts to findings: which permission is missing, where, and the fix.
+
+Pure: takes a `Situation`, asks the authorisation model, returns `Finding`s whose fixes
+are all `proposed`. Whether a fix is then written is the remedies' business.
+One finding per principal x key (the contract).
+"""
+
+from __future__ import annotations
+
+from keyfix.arns import account_of, slr_service
+from keyfix.events.incident import Denial, Incident
+from keyfix.policy import Decision, PolicyError
+from keyfix.remedies import plan
+from keyfix.report import Cause, Finding
+from keyfix.resolve.facts import AccessNeed, KeyFacts, PrincipalFacts, Situation
+
+# KeyState -> cause. https://docs.aws.amazon.com/kms/latest/developerguide/key-state.html
+_STATE_CAUSES = {
+    "Disabled": Cause.KEY_DISABLED,
+    "PendingDeletion": Cause.KEY_PENDING_DELETION,
+    "PendingReplicaDeletion": Cause.KEY_PENDING_DELETION,
+    "PendingImport": Cause.KEY_PENDING_IMPORT,
+}
+
+
+def diagnose(situation: Situation) -> list[Finding]:
+    incident = situation.incident
+    if situation.not_kms_reason:
+        return [Finding(Cause.NOT_KMS, None, None, [], situation.not_kms_reason)]
+    findings = []
+    for need in situation.needs:
+        key = situation.keys.get(need.key_arn)
+        principal = situation.principals.get(need.principal)
+        findings.append(_diagnose_need(need, key, principal, incident))
+    needed_keys = {n.key_arn for n in situation.needs}
+    for arn, key in situation.keys.items():
+        if arn not in needed_keys:  # EBS notifications name a key but not who used it
+            findings.append(_diagnose_key_alone(key, incident))
+    if not findings:
+        notes = "; ".join(situation.notes) or "the event names no key and no principal keyfix could resolve"
+        findings.append(Finding(Cause.UNDETERMINED, None, None, [], f"Could not decide: {notes}."))
+    return findings
+
+
+def _diagnose_key_alone(key: KeyFacts, incident: Incident) -> Finding:
+    blocked = _key_blocked(key, None, [], incident)
+    if blocked:
+        return blocked
+    return Finding(
+        Cause.UNDETERMINED,
+        None,
+        key.arn,
+        [],
+        f"Key {key.arn} is {key.state or 'in an unknown state'}; the event does not say which principal "
+        "failed to use it, so keyfix cannot check its permissions.",
+        resource=_resource(incident),
+    )
+
+
+def _key_blocked(key: KeyFacts | None, need: AccessNeed | None, ops: list[str], incident: Incident) -> Finding | None:
+    """The key itself (absent, state, AWS managed across accounts) blocks the request."""
+    principal = need.principal if need else None
+    arn = key.arn if key else (need.key_arn if need else None)
+    resource = (need.resource if need else None) or _resource(incident)
+    if key is None or not key.exists:
+        why = "; ".join(key.unreadable) if key and key.unreadable else "DescribeKey found no such key"
+        return Finding(Cause.KEY_NOT_FOUND, principal, arn, ops,
+                       f"Key {arn} does not exist or is not visible from this account ({why}).", resource=resource)
+    cause = _STATE_CAUSES.get(key.state or "")
+    if cause:
+        return Finding(cause, principal, key.arn, ops,
+                       f"Key {key.arn} is {key.state}: no permission can make it usable until its state changes.",
+                       fixes=[plan.key_state_fix(key)], resource=resource)
+    if need and key.manager == "AWS" and account_of(need.principal) not in (None, key.account):
+        # https://docs.aws.amazon.com/kms/latest/developerguide/concepts.html#aws-managed-key
+        # (AWS managed keys' policies cannot be changed, so other accounts can never use them)
+        return Finding(Cause.AWS_MANAGED_KEY_CROSS_ACCOUNT, principal, key.arn, ops,
+                       f"Key {key.arn} is an AWS managed key of account {key.account}; its policy cannot be "
+                       "changed, so no other account can use it. Re-encrypt the image or snapshot with a "
+                       "customer managed key.", fixes=[plan.re_encrypt_fix(key, resource)], resource=resource)
+    return None
+
+
+def _diagnose_need(need: AccessNeed, key: KeyFacts | None, principal: PrincipalFacts | None,
+                   incident: Incident) -> Finding:
+    ops = list(need.operations)
+    blocked = _key_blocked(key, need, ops, incident)
+    if blocked:
+        return blocked
+    assert key is not None
+    service = slr_service(need.principal)
+    if service and principal is not None and principal.exists is False:
+        return Finding(Cause.SERVICE_LINKED_ROLE_MISSING, need.principal, key.arn, ops,
+                       f"The service-linked role {need.principal} does not exist yet, so no key policy can "
+                       "name it (KMS rejects the policy as MalformedPolicyDocumentException). Create it, "
+                       "then give it access to the key.",
+                       fixes=plan.for_missing_slr(need, key, service), resource=need.resource)
+    try:
+        model = plan.Model(need, key, principal)
+    except PolicyError as exc:
+        return Finding(Cause.UNDETERMINED, need.principal, key.arn, ops,
+                       f"The policy in force is malformed at {exc.place}: {exc}. keyfix will not reason "
+                       "about, or write, a policy it cannot read.", resource=need.resource)
+    decisions = model.decide_all()
+    denied = {op: d for op, d in decisions.items() if d.decision != "Allowed"}
+    if not denied:
+        return Finding(Cause.NO_MISSING_PERMISSION, need.principal, key.arn, ops,
+                       "The permissions in force allow every operation now: "
+                       + _decisive_text(decisions) + ".", resource=need.resource)
+    return _diagnose_denial(need, key, principal, incident, model, denied)
+
+
+def _diagnose_denial(need: AccessNeed, key: KeyFacts, principal: PrincipalFacts | None, incident: Incident,
+                     model: plan.Model, denied: dict[str, Decision]) -> Finding:
+    ops = sorted(denied)
+    explicit = {op: d for op, d in denied.items() if d.decision == "ExplicitlyDenied"}
+    if explicit:
+        where = _decisive_text(explicit)
+        return Finding(Cause.EXPLICIT_DENY, need.principal, key.arn, ops,
+                       f"An explicit Deny decides: {where}. keyfix never overrides a Deny; review that "
+                       "statement.", fixes=[plan.explicit_deny_note(need, key, explicit)], resource=need.resource)
+    stale = model.stale_principals()
+    if stale:
+        return Finding(Cause.STALE_PRINCIPAL, need.principal, key.arn, ops,
+                       f"The key policy names {', '.join(stale)}: unique ids AWS shows for a principal that "
+                       "was deleted; a re-created role or user of the same name does not match them.",
+                       fixes=plan.for_stale_principal(need, key, ops), resource=need.resource)
+    missing = set().union(*(d.missing for d in denied.values()))
+    same_account = account_of(need.principal) == key.account
+    service = slr_service(need.principal)
+    if same_account:
+        if "resource_policy" in missing:
+            cause = Cause.SLR_NOT_IN_KEY_POLICY if service else Cause.PRINCIPAL_NOT_IN_KEY_POLICY
+            fixes = plan.key_policy_fix(need, key, ops, model)
+            why = "the key policy neither names it nor delegates to IAM for it"
+        else:
+            cause, why = Cause.IDENTITY_POLICY_MISSING, "the key policy delegates to IAM, and no identity policy allows it"
+            fixes = plan.identity_fix(need, key, principal, ops, model)
+        return Finding(cause, need.principal, key.arn, ops,
+                       f"{need.principal} may not {', '.join(ops)} on {key.arn}: {why}.",
+                       fixes=fixes, resource=need.resource)
+    # The key belongs to another account: its policy is usually unreadable from here.
+    if service:
+        return Finding(Cause.SLR_GRANT_MISSING, need.principal, key.arn, ops,
+                       f"Key {key.arn} belongs to account {key.account}. The service-linked role can use it "
+                       "only through a grant created from this account, which it does not have.",
+                       fixes=plan.cross_account_slr_fixes(need, key, ops, model), resource=need.resource)
+    owner_side = _owner_side_missing(key, incident, missing)
+    if owner_side:
+        return Finding(Cause.ACCOUNT_NOT_IN_KEY_POLICY, need.principal, key.arn, ops,
+                       f"Key {key.arn} belongs to account {key.account}, whose key policy does not allow "
+                       f"{need.principal} or its account.",
+                       fixes=plan.cross_account_principal_fixes(need, key, principal, ops, model),
+                       resource=need.resource)
+    return Finding(Cause.IDENTITY_POLICY_MISSING, need.principal, key.arn, ops,
+                   f"Key {key.arn} belongs to account {key.account}: using it needs an identity policy in "
+                   f"this account, and none allows {', '.join(ops)}.",
+                   fixes=plan.identity_fix(need, key, principal, ops, model), resource=need.resource)
+
+
+def _owner_side_missing(key: KeyFacts, incident: Incident, missing: set[str]) -> bool:
+    if key.policy is not None:
+        return "resource_policy" in missing
+    # Unreadable foreign policy: the AccessDenied wording is the best witness.
+    # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_access-denied-error-messages.html
+    if incident.denial == Denial.NO_RESOURCE_POLICY:
+        return True
+    return "identity_policy" not in missing
+
+
+def _decisive_text(decisions: dict[str, Decision]) -> str:
+    parts = []
+    for op, decision in sorted(decisions.items()):
+        refs = ", ".join(_ref_text(r) for r in decision.decisive) or "no statement"
+        parts.append(f"{op} by {refs}")
+    return "; ".join(parts)
+
+
+def _ref_text(ref) -> str:
+    if ref.grant_id:
+        return f"grant {ref.grant_id}"
+    sid = f" (Sid {ref.sid!r})" if ref.sid else ""
+    return f"{ref.policy} statement {ref.statement}{sid}"
+
+
+def _resource(incident: Incident) -> str | None:
+    if incident.volume_id:
+        return incident.volume_id
+    if incident.instance_id:
+        return incident.instance_id
+    return incident.group_name

@@ -1,0 +1,63 @@
+"""What the per-trigger parser models share: the tolerant envelope and ARN helpers."""
+
+from __future__ import annotations
+
+import re
+
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Envelope(EventBridgeModel):
+    """EventBridge's envelope, as tolerant as AWS's own examples require.
+
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-events-structure.html
+    - `version`: the EC2 state-change example omits it
+      (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/monitoring-instance-state-changes.html);
+      EventBridge always sends "0".
+    - `time`: kept as the string sent; the service documentation examples use the
+      placeholder "yyyy-mm-ddThh:mm:ssZ", which must parse.
+    - `resources`: always sent by EventBridge; defaulted so a hand-written event
+      without it is not rejected for a field keyfix only reads opportunistically.
+    Extra envelope fields (e.g. replay-name) are ignored.
+    """
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    version: str = "0"
+    time: str  # type: ignore[assignment]  # deliberately a string, see above
+    resources: list[str] = Field(default_factory=list)
+
+
+class Detail(BaseModel):
+    """Base for `detail` models: unknown fields are ignored, not rejected."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html
+# arn:partition:service:region:account-id:resource. KMS key ids are UUIDs or
+# "mrk-<hex>" for multi-Region keys; the account is matched loosely because AWS's own
+# EBS examples use "0123456789ab".
+KEY_ARN_RE = re.compile(r"arn:aws[a-z-]{0,20}:kms:[a-z0-9-]{0,30}:[^:\s]{0,20}:key/[A-Za-z0-9-]{1,100}")
+
+
+def is_key_arn(value: object) -> bool:
+    return isinstance(value, str) and KEY_ARN_RE.fullmatch(value) is not None
+
+
+def key_arns_in(values: list[str]) -> list[str]:
+    """The KMS key ARNs among `values`, in order, without duplicates."""
+    out: list[str] = []
+    for v in values:
+        if is_key_arn(v) and v not in out:
+            out.append(v)
+    return out
+
+
+def dedupe(values: list[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    for v in values:
+        if v and v not in out:
+            out.append(v)
+    return tuple(out)

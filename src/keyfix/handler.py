@@ -1,0 +1,51 @@
+"""The Lambda entry point: Powertools around `pipeline.process_event`.
+
+Logger carries the event id as correlation id; Metrics count findings by cause and
+fixes by status; Tracer wraps the handler (and the gateway's AWS calls).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+from keyfix.config import Settings
+from keyfix.events import EventError
+from keyfix.pipeline import process_event
+from keyfix.report import Trigger
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+
+
+def _count(report) -> None:
+    if report.event.trigger == Trigger.UNRECOGNISED:
+        metrics.add_metric(name="UnrecognisedEvents", unit=MetricUnit.Count, value=1)
+    for finding in report.findings:
+        metrics.add_metric(name=f"Finding_{finding.cause}", unit=MetricUnit.Count, value=1)
+        for fix in finding.fixes:
+            metrics.add_metric(name=f"Fix_{fix.status}", unit=MetricUnit.Count, value=1)
+
+
+@logger.inject_lambda_context(correlation_id_path="id", clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    settings = Settings.from_env()
+    from keyfix.resolve.gateway import AwsGateway
+
+    gw = AwsGateway(tracer=tracer)
+    try:
+        report = process_event(event, settings, gw)
+    except EventError as exc:
+        # A malformed event will not improve on retry: report it, do not raise.
+        logger.warning("malformed event", extra={"error": str(exc)})
+        metrics.add_metric(name="MalformedEvents", unit=MetricUnit.Count, value=1)
+        return {"schema": "keyfix.error/1", "error": str(exc)}
+    _count(report)
+    result = report.to_dict()
+    logger.info("report", extra={"report": result})
+    return result

@@ -1,0 +1,179 @@
+"""Carry out proposed fixes in `apply` mode, one AWS write each, checked before and after.
+
+In `propose` mode nothing here runs. In `apply` mode every fix passes the safety rules
+first; a refused fix keeps its document and CLI so a person can still act on it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from keyfix.remedies import safety
+from keyfix.remedies.plan import with_statements
+from keyfix.report import Cause, Finding, Fix, FixKind, FixStatus, Mode
+from keyfix.resolve.facts import Situation
+
+# Causes whose fixes are decisions for a person, whatever the mode.
+PROPOSE_ONLY_CAUSES = {
+    Cause.EXPLICIT_DENY, Cause.STALE_PRINCIPAL, Cause.KEY_DISABLED, Cause.KEY_PENDING_DELETION,
+    Cause.KEY_PENDING_IMPORT, Cause.AWS_MANAGED_KEY_CROSS_ACCOUNT, Cause.KEY_NOT_FOUND,
+}
+
+
+class WriteFailed(Exception):
+    pass
+
+
+def carry_out(findings: list[Finding], situation: Situation, settings, gw) -> list[dict[str, Any]]:
+    """Apply what may be applied; returns one audit record per write made."""
+    if settings.mode != Mode.APPLY:
+        return []
+    account = situation.incident.account
+    changes: list[dict[str, Any]] = []
+    for finding in findings:
+        if finding.cause in PROPOSE_ONLY_CAUSES:
+            continue
+        key = situation.keys.get(finding.key_arn or "")
+        blocked = None
+        for fix in finding.fixes:
+            if fix.status != FixStatus.PROPOSED or fix.kind in safety.PROPOSE_ONLY:
+                continue
+            if fix.target_account != account or not fix.target.startswith("arn:"):
+                # Addressed to another account or to a person's own role: stays a proposal.
+                continue
+            if blocked:
+                fix.reason = f"not attempted: {blocked}"
+                continue
+            try:
+                safety.check_fix(fix, principal=finding.principal, key=key, account=account, settings=settings)
+                change = _write(fix, gw)
+            except safety.Refusal as refusal:
+                fix.status, fix.reason = FixStatus.REFUSED, str(refusal)
+                blocked = "an earlier step was refused"
+                continue
+            except WriteFailed as failure:
+                fix.status, fix.reason = FixStatus.FAILED, str(failure)
+                blocked = "an earlier step failed"
+                continue
+            if change is None:
+                fix.status = FixStatus.ALREADY_PRESENT
+            else:
+                fix.status = FixStatus.APPLIED
+                changes.append({"finding_cause": str(finding.cause), "kind": str(fix.kind), **change})
+    return changes
+
+
+def _write(fix: Fix, gw) -> dict[str, Any] | None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        if fix.kind == FixKind.KEY_POLICY_STATEMENT:
+            return add_key_policy_statements(gw.client("kms"), fix.target, fix.document)
+        if fix.kind == FixKind.GRANT:
+            return create_grant(gw.client("kms"), fix.document)
+        if fix.kind == FixKind.IDENTITY_POLICY:
+            return put_identity_policy(gw.client("iam"), fix.target, fix.document)
+        if fix.kind == FixKind.CREATE_SERVICE_LINKED_ROLE:
+            return create_service_linked_role(gw.client("iam"), fix.document["AWSServiceName"])
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        raise WriteFailed(f"{exc.operation_name}: {err.get('Code')}: {err.get('Message')}") from exc
+    except BotoCoreError as exc:
+        raise WriteFailed(str(exc)) from exc
+    raise safety.Refusal(f"keyfix does not write fixes of kind {fix.kind}")
+
+
+def _canon(statement: Any) -> str:
+    return json.dumps(statement, sort_keys=True, separators=(",", ":"))
+
+
+def _statements(doc: dict) -> list[Any]:
+    s = doc.get("Statement", [])
+    return [s] if isinstance(s, dict) else list(s)
+
+
+def add_key_policy_statements(kms, key_arn: str, statements: list[dict]) -> dict[str, Any] | None:
+    """Read, add, write, read back. Every statement that was there must still be there.
+    KMS has no conditional write; callers serialise writers per key.
+    https://docs.aws.amazon.com/kms/latest/APIReference/API_PutKeyPolicy.html"""
+    before_text = kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"]
+    before = json.loads(before_text)
+    present = {_canon(s) for s in _statements(before)}
+    by_sid = {s.get("Sid"): s for s in _statements(before) if isinstance(s, dict)}
+    to_add = []
+    for statement in statements:
+        if _canon(statement) in present:
+            continue
+        if statement["Sid"] in by_sid:
+            raise safety.Refusal(f"the key policy already has a statement {statement['Sid']!r} with other "
+                                 "content; keyfix will not overwrite it")
+        to_add.append(statement)
+    if not to_add:
+        return None
+    after = with_statements(before, to_add)
+    after_text = json.dumps(after, indent=2)
+    safety.check_size(after_text)
+    # Never BypassPolicyLockoutSafetyCheck: KMS's own lockout check stays on.
+    kms.put_key_policy(KeyId=key_arn, PolicyName="default", Policy=after_text)
+    readback = json.loads(kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"])
+    kept = {_canon(s) for s in _statements(readback)}
+    lost = [s for s in _statements(before) + to_add if _canon(s) not in kept]
+    if lost:
+        kms.put_key_policy(KeyId=key_arn, PolicyName="default", Policy=before_text)
+        raise WriteFailed(f"read-back after PutKeyPolicy lacked {len(lost)} statement(s); previous policy restored")
+    return {"target": key_arn, "before": before_text, "after": after_text,
+            "added_sids": [s["Sid"] for s in to_add]}
+
+
+def create_grant(kms, params: dict[str, Any]) -> dict[str, Any] | None:
+    """https://docs.aws.amazon.com/kms/latest/APIReference/API_CreateGrant.html"""
+    wanted = set(params["Operations"])
+    paginator = kms.get_paginator("list_grants")
+    for page in paginator.paginate(KeyId=params["KeyId"], GranteePrincipal=params["GranteePrincipal"]):
+        for grant in page.get("Grants", []):
+            if grant.get("GranteePrincipal") == params["GranteePrincipal"] and wanted <= set(grant.get("Operations", [])) \
+                    and not grant.get("Constraints"):
+                params["GrantId"] = grant.get("GrantId")
+                return None
+    response = kms.create_grant(**{k: v for k, v in params.items() if k != "GrantId"})
+    params["GrantId"] = response["GrantId"]
+    return {"target": params["KeyId"], "grant_id": response["GrantId"], "grant": dict(params)}
+
+
+def put_identity_policy(iam, holder: str, document: dict[str, Any]) -> dict[str, Any] | None:
+    """Inline policy on the role or user. https://docs.aws.amazon.com/IAM/latest/APIReference/API_PutRolePolicy.html"""
+    kind, name = _iam_kind(holder)
+    policy_name, policy = document["PolicyName"], document["PolicyDocument"]
+    get = iam.get_role_policy if kind == "role" else iam.get_user_policy
+    put = iam.put_role_policy if kind == "role" else iam.put_user_policy
+    before = None
+    try:
+        current = get(**{f"{kind.capitalize()}Name": name, "PolicyName": policy_name})["PolicyDocument"]
+        current = json.loads(current) if isinstance(current, str) else current
+        if _canon(current) == _canon(policy):
+            return None
+        before = current
+    except iam.exceptions.NoSuchEntityException:
+        pass
+    put(**{f"{kind.capitalize()}Name": name, "PolicyName": policy_name, "PolicyDocument": json.dumps(policy)})
+    return {"target": holder, "policy_name": policy_name, "before": before, "after": policy}
+
+
+def _iam_kind(arn: str) -> tuple[str, str]:
+    resource = arn.split(":", 5)[5]
+    kind = resource.split("/", 1)[0]
+    if kind not in ("role", "user"):
+        raise safety.Refusal(f"identity policies attach to roles and users, not {arn}")
+    return kind, resource.rsplit("/", 1)[-1]
+
+
+def create_service_linked_role(iam, service: str) -> dict[str, Any] | None:
+    """https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateServiceLinkedRole.html"""
+    try:
+        role = iam.create_service_linked_role(AWSServiceName=service)["Role"]
+    except iam.exceptions.InvalidInputException as exc:
+        if "has been taken" in str(exc):  # AWS's wording when the role already exists
+            return None
+        raise
+    return {"target": role["Arn"], "service": service}

@@ -1,0 +1,251 @@
+"""Build the minimal fix for a diagnosed denial, and prove it with the model first.
+
+A fix is offered only after the authorisation model shows that, with it in place, every
+operation that was denied becomes Allowed. Fixes carry only the operations that were
+denied, name one specific principal, and never use `kms:*` or `Principal: "*"`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from keyfix.arns import Arn, account_of, root_arn
+from keyfix.policy import Decision, Grant, Policy, PolicySet, Request, evaluate
+from keyfix.policy import stale_principals as _stale_principals
+from keyfix.remedies import documents as docs
+from keyfix.report import Fix, FixKind, FixStatus
+from keyfix.resolve.facts import AccessNeed, KeyFacts, PrincipalFacts
+
+GRANT_MANAGEMENT = {"kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"}
+
+
+class FixNotSufficient(RuntimeError):
+    """A fix keyfix built would not make the request Allowed: a bug, never written."""
+
+
+class Model:
+    """The policies in force for one principal x key, and what-if evaluation."""
+
+    def __init__(self, need: AccessNeed, key: KeyFacts, principal: PrincipalFacts | None) -> None:
+        self.need, self.key, self.principal = need, key, principal
+        self.key_policy_doc = key.policy
+        self.key_policy = Policy.parse(key.policy, "resource_policy") if key.policy is not None else None
+        identity = principal.identity_policies if principal and principal.identity_policies else ()
+        self.identity_docs = list(identity)
+        self.identity = tuple(Policy.parse(d, f"identity_policies[{i}]") for i, d in enumerate(identity))
+        boundary = principal.permission_boundary if principal else None
+        self.boundaries = (Policy.parse(boundary, "permission_boundaries[0]"),) if boundary else ()
+        self.grants = tuple(Grant.from_aws(g) for g in key.grants or ())
+
+    def policies(self, key_statements: list[dict] = (), identity_doc: dict | None = None,
+                 grant: dict | None = None, key_policy_known: bool = True) -> PolicySet:
+        key_policy = self.key_policy
+        if key_statements:
+            base = self.key_policy_doc if (self.key_policy_doc is not None and key_policy_known) else None
+            key_policy = Policy.parse(with_statements(base, key_statements), "resource_policy")
+        identity = self.identity
+        if identity_doc is not None:
+            identity = identity + (Policy.parse(identity_doc, f"identity_policies[{len(identity)}]"),)
+        grants = self.grants
+        if grant is not None:
+            grants = grants + (Grant.from_aws({"GrantId": "keyfix-proposed", **grant}),)
+        return PolicySet(resource_policy=key_policy, identity_policies=identity,
+                         permission_boundaries=self.boundaries, grants=grants)
+
+    def decide_all(self, policies: PolicySet | None = None, ops: list[str] | None = None) -> dict[str, Decision]:
+        policies = policies or self.policies()
+        return {op: evaluate(self.request(op), policies) for op in (ops or self.need.operations)}
+
+    def request(self, op: str) -> Request:
+        return Request(principal=self.need.principal, action=op, resource=self.key.arn,
+                       resource_account=self.key.account, context=dict(self.need.context))
+
+    def verify(self, ops: list[str], **change: Any) -> dict[str, Decision]:
+        after = self.decide_all(self.policies(**change), ops)
+        still = [op for op, d in after.items() if d.decision != "Allowed"]
+        if still:
+            raise FixNotSufficient(f"fix {change} leaves {still} denied for {self.need.principal}")
+        return after
+
+    def stale_principals(self) -> list[str]:
+        return _stale_principals(self.key_policy) if self.key_policy is not None else []
+
+
+def with_statements(policy: dict | None, statements: list[dict]) -> dict:
+    doc = copy.deepcopy(policy) if policy is not None else {"Version": "2012-10-17", "Statement": []}
+    existing = doc.get("Statement", [])
+    doc["Statement"] = ([existing] if isinstance(existing, dict) else list(existing)) + copy.deepcopy(statements)
+    return doc
+
+
+def _split(ops: list[str]) -> tuple[list[str], list[str]]:
+    use = [op for op in ops if op not in GRANT_MANAGEMENT]
+    grant = [op for op in ops if op in GRANT_MANAGEMENT]
+    return use, grant
+
+
+def _key_user_grant_actions(principal_arn: str, grant: list[str]) -> list[str]:
+    # Key users get the three grant actions together, as AWS's default key policy does
+    # for "Allow attachment of persistent resources"; the service-linked role needs
+    # only CreateGrant. https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html
+    from keyfix.arns import slr_service
+
+    if not grant:
+        return []
+    return ["kms:CreateGrant"] if slr_service(principal_arn) else list(docs.GRANT_ACTIONS)
+
+
+def _iam_holder(principal_arn: str) -> str:
+    """The IAM identity an identity policy attaches to (a session's role)."""
+    arn = Arn.parse(principal_arn)
+    if arn.service == "sts" and arn.resource.startswith("assumed-role/"):
+        return f"arn:{arn.partition}:iam::{arn.account}:role/{arn.resource.split('/')[1]}"
+    return principal_arn
+
+
+def key_policy_fix(need: AccessNeed, key: KeyFacts, ops: list[str], model: Model) -> list[Fix]:
+    use, grant = _split(ops)
+    principal = _iam_holder(need.principal)
+    statements = docs.key_policy_statements(principal, use, _key_user_grant_actions(principal, grant))
+    model.verify(ops, key_statements=statements)
+    return [Fix(FixKind.KEY_POLICY_STATEMENT, FixStatus.PROPOSED, key.account, key.arn, statements,
+                docs.cli_add_key_policy_statements(key.arn, statements))]
+
+
+def identity_fix(need: AccessNeed, key: KeyFacts, principal: PrincipalFacts | None, ops: list[str],
+                 model: Model) -> list[Fix]:
+    use, grant = _split(ops)
+    holder = _iam_holder(principal.arn if principal else need.principal)
+    document = docs.identity_policy(key.arn, use, ["kms:CreateGrant"] if grant else [])
+    document["Statement"] += [s for s in _extra_grant_management(grant, key.arn)]
+    model.verify(ops, identity_doc=document, key_policy_known=True)
+    name = docs.identity_policy_name(key.arn)
+    return [Fix(FixKind.IDENTITY_POLICY, FixStatus.PROPOSED, account_of(holder) or "", holder,
+                {"PolicyName": name, "PolicyDocument": document},
+                docs.cli_put_identity_policy(holder, name, document))]
+
+
+def _extra_grant_management(grant: list[str], key_arn: str) -> list[dict]:
+    others = [op for op in grant if op != "kms:CreateGrant"]
+    if not others:
+        return []
+    return [{"Sid": "KeyfixManageGrants", "Effect": "Allow", "Action": others, "Resource": key_arn,
+             "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}}]
+
+
+def cross_account_slr_fixes(need: AccessNeed, key: KeyFacts, ops: list[str], model: Model) -> list[Fix]:
+    """Seed A2: a grant made from this account, and what the key owner must allow first.
+    https://docs.aws.amazon.com/autoscaling/ec2/userguide/key-policy-requirements-EBS-encryption.html#policy-example-cmk-cross-account-access
+    """
+    here = account_of(need.principal) or ""
+    operations = list(docs.SLR_GRANT_OPERATIONS)
+    for op in docs.OPTIONAL_GRANT_OPERATIONS:  # only when the failed request needs them
+        if f"kms:{op}" in ops:
+            operations.append(op)
+    params = docs.grant_parameters(key.arn, need.principal, operations)
+    model.verify(ops, grant=params)
+    owner_statements = owner_statements_for_account(here, need.principal)
+    creator_policy = {"Version": "2012-10-17", "Statement": [{
+        "Sid": "KeyfixCreateGrantForServiceLinkedRole", "Effect": "Allow", "Action": "kms:CreateGrant",
+        "Resource": key.arn,
+        "Condition": {"StringEquals": {"kms:GranteePrincipal": need.principal}},
+    }]}
+    return [
+        Fix(FixKind.GRANT, FixStatus.PROPOSED, here, key.arn, params, docs.cli_create_grant(params)),
+        Fix(FixKind.KEY_POLICY_STATEMENT, FixStatus.PROPOSED, key.account, key.arn, owner_statements,
+            docs.cli_add_key_policy_statements(key.arn, owner_statements),
+            reason=f"key owner {key.account} must allow account {here} before the grant can be created"),
+        Fix(FixKind.IDENTITY_POLICY, FixStatus.PROPOSED, here, "the IAM role or user that runs create-grant",
+            {"PolicyName": docs.identity_policy_name(key.arn), "PolicyDocument": creator_policy},
+            docs.cli_put_identity_policy(f"arn:aws:iam::{here}:role/YOUR-ADMIN-ROLE",
+                                         docs.identity_policy_name(key.arn), creator_policy)),
+    ]
+
+
+def owner_statements_for_account(account: str, slr: str) -> list[dict]:
+    """What the key owner adds: this account may use the key, and may grant it to its SLR only."""
+    use = docs.use_statement(root_arn(account), list(docs.EBS_USE_ACTIONS))
+    grant = {
+        "Sid": f"{docs.SID_PREFIX}grant-to-slr-{account}",
+        "Effect": "Allow",
+        "Principal": {"AWS": root_arn(account)},
+        "Action": ["kms:CreateGrant"],
+        "Resource": "*",
+        "Condition": {"StringEquals": {"kms:GranteePrincipal": slr}},
+    }
+    return [use, grant]
+
+
+def cross_account_principal_fixes(need: AccessNeed, key: KeyFacts, principal: PrincipalFacts | None,
+                                  ops: list[str], model: Model) -> list[Fix]:
+    """A user or role using another account's key needs both sides.
+    https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html"""
+    use, grant = _split(ops)
+    holder = _iam_holder(need.principal)
+    statements = docs.key_policy_statements(holder, use, _key_user_grant_actions(holder, grant))
+    document = docs.identity_policy(key.arn, use, ["kms:CreateGrant"] if grant else [])
+    model.verify(ops, key_statements=statements, identity_doc=document, key_policy_known=False)
+    name = docs.identity_policy_name(key.arn)
+    return [
+        Fix(FixKind.KEY_POLICY_STATEMENT, FixStatus.PROPOSED, key.account, key.arn, statements,
+            docs.cli_add_key_policy_statements(key.arn, statements)),
+        Fix(FixKind.IDENTITY_POLICY, FixStatus.PROPOSED, account_of(holder) or "", holder,
+            {"PolicyName": name, "PolicyDocument": document},
+            docs.cli_put_identity_policy(holder, name, document)),
+    ]
+
+
+def for_missing_slr(need: AccessNeed, key: KeyFacts, service: str) -> list[Fix]:
+    here = account_of(need.principal) or ""
+    create = Fix(FixKind.CREATE_SERVICE_LINKED_ROLE, FixStatus.PROPOSED, here, need.principal,
+                 {"AWSServiceName": service}, docs.cli_create_service_linked_role(service))
+    model = Model(need, key, None)
+    ops = list(need.operations)
+    then = key_policy_fix(need, key, ops, model) if key.account == here else \
+        cross_account_slr_fixes(need, key, ops, model)
+    return [create, *then]
+
+
+def for_stale_principal(need: AccessNeed, key: KeyFacts, ops: list[str]) -> list[Fix]:
+    model = Model(need, key, None)
+    fixes = key_policy_fix(need, key, ops, model)
+    for fix in fixes:
+        fix.reason = ("also remove the unique ids " + ", ".join(model.stale_principals()) +
+                      " from the key policy: they name principals that no longer exist")
+    return fixes
+
+
+def key_state_fix(key: KeyFacts) -> Fix:
+    return Fix(FixKind.KEY_STATE, FixStatus.PROPOSED, key.account, key.arn,
+               {"KeyState": key.state, "Desired": "Enabled"}, docs.cli_key_state(key.arn, key.state or ""),
+               reason="keyfix never changes a key's state; a person must decide")
+
+
+def re_encrypt_fix(key: KeyFacts, resource: str | None) -> Fix:
+    # https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/CopyingAMIs.html (encrypt on copy)
+    source = resource or "SOURCE-AMI-OR-SNAPSHOT"
+    region = key.region
+    if source.startswith("snap-"):
+        cli = [f"aws ec2 copy-snapshot --region {region} --source-region {region} --source-snapshot-id {source} "
+               "--encrypted --kms-key-id YOUR-CUSTOMER-MANAGED-KEY-ARN"]
+    else:
+        cli = [f"aws ec2 copy-image --region {region} --source-region {region} --source-image-id {source} "
+               "--name keyfix-reencrypted --encrypted --kms-key-id YOUR-CUSTOMER-MANAGED-KEY-ARN"]
+    return Fix(FixKind.RE_ENCRYPT, FixStatus.PROPOSED, key.account, source,
+               {"Source": source, "Encrypted": True, "KmsKeyId": "a customer managed key shared with the user"},
+               cli, reason="an AWS managed key cannot be shared; only a re-encrypted copy can be used")
+
+
+def explicit_deny_note(need: AccessNeed, key: KeyFacts, denied: dict[str, Decision]) -> Fix:
+    refs = sorted({(r.policy, r.sid, r.statement) for d in denied.values() for r in d.decisive})
+    in_key_policy = any(p == "resource_policy" for p, _, _ in refs)
+    kind = FixKind.KEY_POLICY_STATEMENT if in_key_policy else FixKind.IDENTITY_POLICY
+    target = key.arn if in_key_policy else _iam_holder(need.principal)
+    account = key.account if in_key_policy else (account_of(target) or "")
+    region = key.region
+    cli = [f"aws kms get-key-policy --region {region} --key-id {key.arn} --policy-name default "
+           "--query Policy --output text"] if in_key_policy else []
+    return Fix(kind, FixStatus.PROPOSED, account, target,
+               {"DenyingStatements": [{"policy": p, "sid": s, "statement": i} for p, s, i in refs]}, cli,
+               reason="keyfix never removes or narrows a Deny; review the statement(s) named")

@@ -1,0 +1,95 @@
+"""The rules that decide whether `apply` mode may write a fix.
+
+Anyone can provoke a KMS AccessDenied on purpose, so what a failure asks for is never
+enough: keyfix writes only for principals it trusts by construction (this account's
+Auto Scaling / EC2 Spot service-linked roles) or by configuration (the allow-list), on
+keys the team opted in, with statements of a fixed, narrow shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keyfix.arns import account_of, slr_service
+from keyfix.config import OPT_IN_TAG, Settings
+from keyfix.remedies.documents import SID_PREFIX
+from keyfix.report import Fix, FixKind
+from keyfix.resolve.facts import KeyFacts
+
+# https://docs.aws.amazon.com/kms/latest/developerguide/resource-limits.html#key-policy-limit
+KEY_POLICY_MAX_BYTES = 32 * 1024
+
+# Kinds a person must carry out: changing a key's state or re-encrypting data is a
+# decision about data, not a permission.
+PROPOSE_ONLY = {FixKind.KEY_STATE, FixKind.RE_ENCRYPT}
+
+
+class Refusal(Exception):
+    """A safety rule stopped a change; the message is the report's `reason`."""
+
+
+def check_fix(fix: Fix, *, principal: str | None, key: KeyFacts | None, account: str, settings: Settings) -> None:
+    """Raise Refusal unless `apply` may carry out `fix`."""
+    if fix.target_account != account:
+        raise Refusal(f"the change belongs to account {fix.target_account}; keyfix writes only in {account}")
+    if principal is not None:
+        check_principal(principal, account, settings)
+    if fix.kind in (FixKind.KEY_POLICY_STATEMENT, FixKind.GRANT) and key is not None:
+        check_key(key, settings, writes_policy=fix.kind == FixKind.KEY_POLICY_STATEMENT)
+    if fix.kind == FixKind.KEY_POLICY_STATEMENT:
+        for statement in fix.document or []:
+            check_statement(statement)
+
+
+def check_principal(principal: str, account: str, settings: Settings) -> None:
+    if slr_service(principal) and account_of(principal) == account:
+        return
+    if settings.principal_allowed(principal):
+        return
+    raise Refusal(
+        f"{principal} is neither a service-linked role of account {account} keyfix may grant to nor in "
+        "KEYFIX_PRINCIPAL_ALLOWLIST; a person must approve this change"
+    )
+
+
+def check_key(key: KeyFacts, settings: Settings, *, writes_policy: bool) -> None:
+    if key.manager == "AWS":
+        raise Refusal(f"{key.arn} is an AWS managed key; keyfix never changes those")
+    if not writes_policy:
+        return  # a grant made from this account changes nothing the key owner wrote
+    opted_in = key.tags.get(OPT_IN_TAG[0], "").lower() == OPT_IN_TAG[1]
+    if not (opted_in or settings.key_allowed(key.arn)):
+        raise Refusal(
+            f"{key.arn} is neither in KEYFIX_KEY_ALLOWLIST nor tagged {OPT_IN_TAG[0]}={OPT_IN_TAG[1]}"
+        )
+
+
+def check_statement(statement: dict[str, Any]) -> None:
+    """The only shape of statement keyfix itself ever adds to a key policy."""
+    sid = statement.get("Sid", "")
+    if not isinstance(sid, str) or not sid.startswith(SID_PREFIX):
+        raise Refusal(f"statement Sid {sid!r} lacks the {SID_PREFIX!r} prefix")
+    if statement.get("Effect") != "Allow" or "NotPrincipal" in statement or "NotAction" in statement:
+        raise Refusal(f"statement {sid} is not a plain Allow")
+    principal = statement.get("Principal")
+    arns = principal.get("AWS") if isinstance(principal, dict) else None
+    arns = [arns] if isinstance(arns, str) else arns
+    if not arns or any(a == "*" or "*" in a or not a.startswith("arn:") for a in arns):
+        raise Refusal(f"statement {sid} must name specific principal ARNs")
+    actions = statement.get("Action")
+    actions = [actions] if isinstance(actions, str) else actions or []
+    if any(a == "*" or a.lower() == "kms:*" for a in actions):
+        raise Refusal(f"statement {sid} allows every action")
+    grant_actions = {"kms:creategrant", "kms:listgrants", "kms:revokegrant"}
+    if any(a.lower() in grant_actions for a in actions):
+        condition = statement.get("Condition") or {}
+        keys = {k.lower() for block in condition.values() if isinstance(block, dict) for k in block}
+        if not keys & {"kms:grantisforawsresource", "kms:granteeprincipal"}:
+            raise Refusal(f"statement {sid} allows grant actions without kms:GrantIsForAWSResource")
+
+
+def check_size(policy_text: str) -> None:
+    size = len(policy_text.encode("utf-8"))
+    if size > KEY_POLICY_MAX_BYTES:
+        raise Refusal(f"the key policy would be {size} bytes, over KMS's {KEY_POLICY_MAX_BYTES}-byte limit; "
+                      "keyfix does not truncate policies")
