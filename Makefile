@@ -19,8 +19,10 @@ validate:
 	scripts/setup tools
 	.venv-tools/bin/sam validate --lint
 
+# sam build looks for python3.13 on PATH; the project venv's interpreter is one.
 build: validate
-	.venv-tools/bin/sam build --parallel
+	scripts/setup project
+	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv-tools/bin/sam build --parallel
 
 pytest:
 	scripts/setup project

@@ -86,19 +86,21 @@ PATTERNS: dict[str, dict[str, Any]] = {
     # this detail-type shows StatusMessage "" and Cause "description-text" only, and no
     # real captured event of this kind is public, so the rule matches the codes in
     # either field ($or); the code then re-checks them.
+    # https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html#eb-filtering-wildcard-matching
+    # https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html#eb-filtering-complex-example-or
     "AsgLaunchTerminatedRule": {
         "source": ["aws.autoscaling"],
         "detail-type": ["EC2 Instance Terminate Successful"],
         "detail": {
             "$or": [
                 {
-                    "StatusMessage": [
+                    "Cause": [
                         {"wildcard": "*Client.InvalidKMSKey*"},
                         {"wildcard": "*Client.InternalError*"},
                     ]
                 },
                 {
-                    "Cause": [
+                    "StatusMessage": [
                         {"wildcard": "*Client.InvalidKMSKey*"},
                         {"wildcard": "*Client.InternalError*"},
                     ]
@@ -111,12 +113,29 @@ PATTERNS: dict[str, dict[str, Any]] = {
     # https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-service-event-cloudtrail.html
     # errorCode is "AccessDenied" in CloudTrail records and "AccessDeniedException" in
     # the KMS API; the prefix takes both.
+    # keyfix's own denied calls are excluded (else each would invoke keyfix again): its
+    # role lives under the IAM path /keyfix/, visible in
+    # userIdentity.sessionContext.sessionIssuer.arn; callers without a session issuer
+    # (IAM users, services) lack the field, hence the exists:false branch.
+    # https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-user-identity.html
+    # https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html#eb-filtering-anything-but-wildcard
+    # The template deploys this rule in state ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS
+    # (Decrypt, GenerateDataKey* are read-only events):
+    # https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-service-event-cloudtrail-management.html
     "KmsAccessDeniedRule": {
         "source": ["aws.kms"],
         "detail-type": ["AWS API Call via CloudTrail"],
         "detail": {
             "eventSource": ["kms.amazonaws.com"],
             "errorCode": [{"prefix": "AccessDenied"}],
+            "$or": [
+                {"userIdentity": {"sessionContext": {"sessionIssuer": {"arn": [{"exists": False}]}}}},
+                {
+                    "userIdentity": {
+                        "sessionContext": {"sessionIssuer": {"arn": [{"anything-but": {"wildcard": "*:role/keyfix/*"}}]}}
+                    }
+                },
+            ],
         },
     },
     # https://docs.aws.amazon.com/ebs/latest/userguide/ebs-cloud-watch-events.html
@@ -177,7 +196,8 @@ def matches(pattern: Mapping[str, Any], event: Any) -> bool:
     """Whether `event` matches the EventBridge event `pattern` (see module docstring)."""
     if not isinstance(pattern, Mapping):
         raise PatternError("an event pattern must be a JSON object")
-    return _match_object(pattern, event)
+    # An event is a JSON object; anything else has no fields at all.
+    return _match_object(pattern, event if isinstance(event, Mapping) else {})
 
 
 def _match_object(pattern: Mapping[str, Any], value: Any) -> bool:

@@ -1,0 +1,299 @@
+"""Resolve: read AWS to learn what the event does not say.
+
+`resolve(incident, gw) -> Situation` reads only what the diagnosis of that trigger needs,
+through an `AwsGateway` (which counts the calls), and never raises for AWS errors: what
+could not be read becomes a note or an `unreadable` reason.
+
+This package must stay cheap to import (Lambda cold start): no boto3/botocore at module
+level; the gateway imports them when it creates its first client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from keyfix.events.incident import Caller, Incident
+from keyfix.report import Trigger
+from keyfix.resolve.arns import ASG_SLR_NAME, iam_arn_for_session, parse_arn, via_service
+from keyfix.resolve.autoscaling import describe_group, launch_configuration, launch_sources, service_linked_role
+from keyfix.resolve.cloudtrail import find_launcher
+from keyfix.resolve.ec2 import (
+    describe_images,
+    describe_instance,
+    describe_volumes,
+    launch_template_data,
+    plan_launch_keys,
+)
+from keyfix.resolve.facts import AccessNeed, KeyFacts, PrincipalFacts, Situation
+from keyfix.resolve.gateway import AwsError, AwsGateway, partition_of
+from keyfix.resolve.iam import read_principal
+from keyfix.resolve.kms import read_key
+from keyfix.resolve.needs import CRYPTO_OPERATIONS, launch_needs, start_needs
+
+__all__ = [
+    "AccessNeed",
+    "AwsError",
+    "AwsGateway",
+    "KeyFacts",
+    "PrincipalFacts",
+    "Situation",
+    "read_key",
+    "read_principal",
+    "resolve",
+]
+
+# StateReason codes that mean "an attached volume's KMS key could not be used"
+# (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/troubleshooting-launch.html#encrypted-ebs-volume-missing-permissions:
+# "Client.InternalError: Client error on launch"; Client.InvalidKMSKey.InvalidState for a key
+# in the wrong state - or, in practice, one the launcher cannot use).
+KMS_STATE_REASONS = ("Client.InternalError", "Client.InvalidKMSKey")
+
+
+def resolve(incident: Incident, gw: AwsGateway) -> Situation:
+    if gw.account is None:
+        gw.account = incident.account
+    if gw.region is None:
+        gw.region = incident.region
+    situation = Situation(incident=incident)
+    handler = _HANDLERS.get(incident.trigger)
+    if handler is None:
+        return situation
+    try:
+        handler(incident, gw, situation)
+    except AwsError as err:  # readers catch their own; this is the last line
+        situation.notes.append(err.reason())
+    return situation
+
+
+# -- asg-launch-failure ---------------------------------------------------------------
+
+
+def _asg_launch_failure(incident: Incident, gw: AwsGateway, s: Situation) -> None:
+    if incident.kms_related is False:
+        s.not_kms_reason = incident.status_message or incident.status_code or "the launch failure is not about KMS"
+        return
+    if not incident.group_name:
+        s.notes.append("the event names no Auto Scaling group")
+        return
+    region, account = incident.region, incident.account
+    group = describe_group(gw, region, incident.group_name, s.notes)
+    if group is None:
+        return
+    group_arn = group.get("AutoScalingGroupARN")
+
+    launches: list[tuple[str | None, list[dict]]] = []
+    spot_launch_configuration = False
+    sources = launch_sources(group)
+    if not sources:
+        s.notes.append(f"Auto Scaling group {incident.group_name} has no launch template or configuration")
+    for source in sources:
+        if source.template is not None:
+            data = launch_template_data(gw, region, source.template, s.notes)
+            if data is not None:
+                launches.append((data.get("ImageId"), data.get("BlockDeviceMappings") or []))
+        else:
+            config = launch_configuration(gw, region, source.configuration or "", s.notes)
+            if config is not None:
+                spot_launch_configuration |= bool(config.get("SpotPrice"))
+                launches.append((config.get("ImageId"), config.get("BlockDeviceMappings") or []))
+    if not launches:
+        return
+
+    images = describe_images(gw, region, [image for image, _ in launches if image], s.notes)
+    key_refs: list[str] = []
+    for image_id, mappings in launches:
+        for volume in plan_launch_keys(gw, region, account, images.get(image_id or ""), mappings, s.notes):
+            key_refs.extend(k for k in (volume.key, volume.source_key) if k)
+    key_refs = list(dict.fromkeys(key_refs))
+    if not key_refs:
+        _no_encrypted_volume(incident, s, f"no volume launched by {incident.group_name} is encrypted with a KMS key")
+        return
+
+    keys = [_add_key(gw, s, ref, region) for ref in key_refs]
+    slr = service_linked_role(group, account, region, spot_launch_configuration)
+    principal = read_principal(gw, slr)
+    s.principals[slr] = principal
+    for key in keys:
+        # The same operations apply to a key in another account: there the service-linked
+        # role uses a grant instead of the key policy.
+        s.needs.extend(launch_needs(slr, account, key.arn, region, group_arn))
+
+
+# -- kms-access-denied ------------------------------------------------------------------
+
+
+def _kms_access_denied(incident: Incident, gw: AwsGateway, s: Situation) -> None:
+    caller = incident.caller
+    if caller is None:
+        s.notes.append("the event does not say who was denied")
+        return
+    region = incident.region
+    principal_arn = _principal_of(caller)
+    if principal_arn is None:
+        s.notes.append(f"the denied caller ({caller.type}) has no ARN")
+        return
+    facts = read_principal(gw, principal_arn)
+    s.principals[facts.arn] = facts
+
+    if not incident.key_arns:
+        s.notes.append("the event names no KMS key")
+        return
+    key = _add_key(gw, s, incident.key_arns[0], region)
+
+    action = incident.action or ""
+    if not action:
+        s.notes.append("the event names no KMS action")
+        return
+    if not action.startswith("kms:"):
+        action = "kms:" + action
+
+    context: dict[str, str | list[str]] = {}
+    caller_account = caller.account or (parse_arn(facts.arn).account if parse_arn(facts.arn) else None)
+    if caller_account:
+        context["kms:CallerAccount"] = caller_account
+    via = _via_service(incident)
+    if via:
+        context["kms:ViaService"] = via
+        if action == "kms:CreateGrant":
+            # An AWS service integrated with KMS created the grant on the caller's behalf.
+            context["kms:GrantIsForAWSResource"] = "true"
+    if action in CRYPTO_OPERATIONS and incident.encryption_context:
+        for name, value in incident.encryption_context.items():
+            context[f"kms:EncryptionContext:{name}"] = value
+        context["kms:EncryptionContextKeys"] = sorted(incident.encryption_context)
+    volume = incident.encryption_context.get("aws:ebs:id")
+    resource = (
+        f"arn:{partition_of(region)}:ec2:{region}:{incident.account}:volume/{volume}" if volume else None
+    )
+    s.needs.append(AccessNeed(principal=facts.arn, key_arn=key.arn, operations=(action,), context=context, resource=resource))
+
+
+def _principal_of(caller: Caller) -> str | None:
+    """The principal whose permissions decide: the IAM identity behind the session."""
+    if caller.type == "AWSService":
+        return caller.invoked_by or caller.arn
+    arn = caller.arn or caller.session_arn
+    if arn is None:
+        return None
+    return iam_arn_for_session(arn)
+
+
+def _via_service(incident: Incident) -> str | None:
+    """kms:ViaService of the denied request, when an AWS service made it for the caller.
+
+    EBS requests carry the encryption context aws:ebs:id
+    (https://docs.aws.amazon.com/kms/latest/developerguide/services-ebs.html#ebs-encryption-context)
+    and come through EC2. Auto Scaling's role reaches KMS through the EC2 launch it
+    requests, so invokedBy autoscaling.amazonaws.com also means EC2.
+    """
+    region = incident.region
+    if "aws:ebs:id" in incident.encryption_context:
+        return via_service("ec2", region)
+    invoked_by = incident.caller.invoked_by if incident.caller else None
+    if invoked_by and invoked_by.endswith((".amazonaws.com", ".amazonaws.com.cn")):
+        if invoked_by.startswith("autoscaling."):
+            return via_service("ec2", region)
+        return via_service(invoked_by, region)
+    return None
+
+
+# -- ebs-volume-failure -------------------------------------------------------------------
+
+
+def _ebs_volume_failure(incident: Incident, gw: AwsGateway, s: Situation) -> None:
+    if incident.kms_related is False:
+        s.not_kms_reason = incident.ebs_cause or "the volume failure is not about KMS"
+        return
+    region = incident.region
+    refs = list(incident.key_arns)
+    if not refs and incident.volume_id:
+        volume = describe_volumes(gw, region, [incident.volume_id], s.notes).get(incident.volume_id)
+        if volume is not None:
+            if volume.get("KmsKeyId"):
+                refs.append(volume["KmsKeyId"])
+            elif not volume.get("Encrypted"):
+                _no_encrypted_volume(incident, s, f"volume {incident.volume_id} is not encrypted")
+                return
+    if not refs:
+        s.notes.append("the KMS key of the failed volume operation is unknown")
+        return
+    for ref in dict.fromkeys(refs):
+        _add_key(gw, s, ref, region)
+    # Who made the volume call is not in the event: no AccessNeed, the keys' state decides.
+
+
+# -- ec2-launch-failure --------------------------------------------------------------------
+
+
+def _ec2_launch_failure(incident: Incident, gw: AwsGateway, s: Situation) -> None:
+    if incident.kms_related is False:
+        s.not_kms_reason = "the instance failure is not about KMS"
+        return
+    if not incident.instance_id:
+        s.notes.append("the event names no instance")
+        return
+    region, account, instance_id = incident.region, incident.account, incident.instance_id
+    instance = describe_instance(gw, region, instance_id, s.notes)
+    if instance is None:
+        return
+    reason = instance.get("StateReason") or {}
+    code, message = str(reason.get("Code") or ""), str(reason.get("Message") or "")
+    if not any(marker in code or marker in message for marker in KMS_STATE_REASONS):
+        state = (instance.get("State") or {}).get("Name")
+        s.not_kms_reason = message or code or f"instance {instance_id} ({state}) gives no state reason"
+        return
+
+    volume_ids = [m["Ebs"]["VolumeId"] for m in instance.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("VolumeId")]
+    volumes = describe_volumes(gw, region, volume_ids, s.notes)
+    key_refs = [v["KmsKeyId"] for v in volumes.values() if v.get("Encrypted") and v.get("KmsKeyId")]
+    if not volumes and instance.get("ImageId"):
+        # The volumes are gone (terminated on launch): infer the keys from the AMI; the
+        # launch's own block device overrides are not known any more.
+        s.notes.append(f"the volumes of {instance_id} no longer exist; keys inferred from its AMI")
+        image_id = instance["ImageId"]
+        image = describe_images(gw, region, [image_id], s.notes).get(image_id)
+        for volume in plan_launch_keys(gw, region, account, image, [], s.notes):
+            key_refs.extend(k for k in (volume.key, volume.source_key) if k)
+    key_refs = list(dict.fromkeys(key_refs))
+    if not key_refs:
+        _no_encrypted_volume(incident, s, f"{code}: but no volume of {instance_id} is encrypted with a KMS key")
+        return
+    keys = [_add_key(gw, s, ref, region) for ref in key_refs]
+
+    launcher = find_launcher(gw, region, instance_id, s.notes)
+    if launcher is None:
+        return  # the keys are recorded; who needs them is unknown
+    principal = read_principal(gw, launcher.principal)
+    s.principals[principal.arn] = principal
+    principal_account = launcher.account or (parse_arn(principal.arn).account if parse_arn(principal.arn) else None)
+    resource = f"arn:{partition_of(region)}:ec2:{region}:{account}:instance/{instance_id}"
+    is_asg_role = principal.kind == "service-linked-role" and ASG_SLR_NAME in principal.arn
+    for key in keys:
+        if launcher.event_name == "RunInstances" or is_asg_role:
+            s.needs.extend(launch_needs(principal.arn, principal_account, key.arn, region, resource))
+        else:
+            s.needs.extend(start_needs(principal.arn, principal_account, key.arn, region, resource))
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _add_key(gw: AwsGateway, s: Situation, ref: str, region: str) -> KeyFacts:
+    facts = read_key(gw, ref, region)
+    s.keys[facts.arn] = facts
+    return facts
+
+
+def _no_encrypted_volume(incident: Incident, s: Situation, text: str) -> None:
+    if incident.kms_related:
+        s.notes.append(text)
+    else:
+        s.not_kms_reason = text
+
+
+_HANDLERS: dict[Trigger, Callable[[Incident, AwsGateway, Situation], None]] = {
+    Trigger.ASG_LAUNCH_FAILURE: _asg_launch_failure,
+    Trigger.KMS_ACCESS_DENIED: _kms_access_denied,
+    Trigger.EBS_VOLUME_FAILURE: _ebs_volume_failure,
+    Trigger.EC2_LAUNCH_FAILURE: _ec2_launch_failure,
+}

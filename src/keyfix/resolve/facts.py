@@ -38,6 +38,11 @@ class PrincipalFacts:
     identity_policies: tuple[dict[str, Any], ...] | None = None  # inline, managed, group
     permission_boundary: dict[str, Any] | None = None
     unreadable: tuple[str, ...] = ()
+    # Added by the resolver (defaults keep older constructions valid):
+    # where each entry of `identity_policies` came from, same order, e.g.
+    # "inline:kms-use", "arn:aws:iam::aws:policy/AmazonEC2FullAccess", "group:devs/inline:x".
+    identity_policy_names: tuple[str, ...] = ()
+    permission_boundary_arn: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,95 @@
+"""Human sentences for a decision: what decided it and what is missing where."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from keyfix.policy.decision import DecisiveRef
+
+if TYPE_CHECKING:
+    from keyfix.policy.evaluate import Requirement
+    from keyfix.policy.layers import Layers
+    from keyfix.policy.request import ResolvedRequest
+
+
+def _refs(refs: Sequence[DecisiveRef]) -> str:
+    return ", ".join(ref.describe() for ref in refs)
+
+
+def _what(rr: ResolvedRequest) -> str:
+    return f"{rr.caller.arn} to call {rr.action_name} on {rr.request.resource}"
+
+
+def explain_explicit(rr: ResolvedRequest, denies: list[DecisiveRef]) -> list[str]:
+    return [f"An explicit Deny in {ref.describe()} forbids {_what(rr)}; no Allow or grant can override it." for ref in denies]
+
+
+_ALLOWED = {
+    "direct": "The key policy allows {who} directly ({refs}); no identity policy is needed in the key's account.",
+    "role": "The key policy allows the role of {who} ({refs}); its permissions boundary and session policy do not limit it.",
+    "account": "The key policy lets the account use IAM policies and an identity policy allows {who}: {refs}.",
+    "cross-account": "The key's owner allows the caller's account and the caller's identity policy allows it: {refs}.",
+    "service": "The key policy allows the service principal {who}: {refs}.",
+    "identity": "This action is authorised by IAM policies alone, and they allow it: {refs}.",
+    "grant": "A grant allows {who} to use the key: {refs}.",
+    "grant-account": "A grant to the caller's account, delegated by its identity policy, allows it: {refs}.",
+}
+
+
+def explain_allowed(rr: ResolvedRequest, path: str, refs: list[DecisiveRef]) -> list[str]:
+    return [f"Allowed: {_what(rr)}.", _ALLOWED[path].format(who=rr.caller.arn, refs=_refs(refs))]
+
+
+def _resource_sentence(rr: ResolvedRequest, path: str) -> str:
+    who = rr.caller.arn
+    if path == "cross-account":
+        return (
+            f"The key policy of account {rr.resource_account} does not allow {who} or its account "
+            f"{rr.caller.account} to call {rr.action_name}."
+        )
+    if path == "role":
+        return f"No key policy statement allows the role of {who} (or the session itself) to call {rr.action_name}."
+    if path == "account":
+        return f"The key policy does not allow {who}, nor does it let account {rr.caller.account} delegate {rr.action_name} to IAM policies."
+    if path == "service":
+        return f"No key policy statement allows the service principal {who} to call {rr.action_name}."
+    return f"No key policy statement allows {who} to call {rr.action_name}."
+
+
+def explain_denied(
+    rr: ResolvedRequest,
+    path: str,
+    requirements: tuple[Requirement, ...],
+    guardrails: list[tuple[str, int]],
+    layers: Layers,
+) -> list[str]:
+    out = [f"Implicitly denied: nothing allows {_what(rr)}."]
+    for req in requirements:
+        if req.ok:
+            if req.layer == "resource_policy" and path in ("account", "cross-account"):
+                out.append(f"The key policy opens the way for the account ({_refs(req.refs)}), so IAM policies decide.")
+            continue
+        out.append(_failing_sentence(rr, path, req.layer))
+    for layer, level in guardrails:
+        kind = "SCP" if layer == "scp" else "RCP"
+        out.append(f"No {kind} at organisation level {level} ({layer}s[{level}]) allows {rr.action_name}; every level must allow.")
+    for grant, constraint in layers.unmet_grants:
+        out.append(f"{grant.ref} (grant {grant.grant_id}) would allow it but its {constraint} constraint is not met.")
+    return out
+
+
+def _failing_sentence(rr: ResolvedRequest, path: str, layer: str) -> str:
+    who = rr.caller.arn
+    if layer == "resource_policy":
+        return _resource_sentence(rr, path)
+    if layer == "identity_policy":
+        return f"No identity policy of {who} allows {rr.action_name} on {rr.request.resource}."
+    if layer == "permission_boundary":
+        return f"A permissions boundary of {who} does not allow {rr.action_name}; each boundary must allow."
+    if layer == "session_policy":
+        return f"The session policy of {who} does not allow {rr.action_name} (or the federated session has none)."
+    return (
+        f"{who} is a service-linked role whose permissions policy is fixed by AWS, so on a key in "
+        f"account {rr.resource_account} only a grant can let it call {rr.action_name}; no grant does."
+    )

@@ -1,0 +1,128 @@
+"""A policy document: Version, Id, Statement (object or list), parsed strictly.
+
+https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements.html
+Policy variables are only read in "Version": "2012-10-17" policies; in older or
+unversioned ones `${...}` is literal text
+(https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_version.html).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from keyfix.policy.errors import PolicyError
+from keyfix.policy.statement import Statement, parse_statement
+
+VERSIONS = ("2012-10-17", "2008-10-17")
+_TOP_LEVEL = frozenset({"Version", "Id", "Statement"})
+_CACHE_SIZE = 4096
+_cache: OrderedDict[tuple[str, str], Policy] = OrderedDict()
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str  # how decisions refer to it: "resource_policy", "identity_policies[0]", ...
+    version: str | None
+    id: str | None
+    statements: tuple[Statement, ...]
+    statement_is_list: bool = True
+
+    @classmethod
+    def parse(cls, doc: dict[str, Any] | str, name: str) -> Policy:
+        """Validate and compile a policy; raise PolicyError naming the place.
+
+        Parsed policies are cached by their canonical JSON and name, so the same
+        document met again (thousands of simulations) is compiled once.
+        """
+        if isinstance(doc, str):
+            try:
+                doc = json.loads(doc)
+            except json.JSONDecodeError as err:
+                raise PolicyError(name, f"not valid JSON: {err}") from None
+        if not isinstance(doc, dict):
+            raise PolicyError(name, "a policy must be a JSON object")
+        try:
+            key = (json.dumps(doc, sort_keys=True, separators=(",", ":")), name)
+        except (TypeError, ValueError):
+            key = None  # not JSON-serialisable: let the parser say where
+        if key is not None and (hit := _cache.get(key)) is not None:
+            _cache.move_to_end(key)
+            return hit
+        policy = cls._parse(doc, name)
+        if key is not None:
+            _cache[key] = policy
+            if len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+        return policy
+
+    @classmethod
+    def _parse(cls, doc: dict[str, Any], name: str) -> Policy:
+        for element in doc:
+            if element not in _TOP_LEVEL:
+                raise PolicyError(f"{name}.{element}", "unknown policy element (Version, Id, Statement)")
+        version = doc.get("Version")
+        if version is not None and version not in VERSIONS:
+            raise PolicyError(f"{name}.Version", f"Version must be one of {', '.join(VERSIONS)}, not {version!r}")
+        policy_id = doc.get("Id")
+        if policy_id is not None and not isinstance(policy_id, str):
+            raise PolicyError(f"{name}.Id", "Id must be a string")
+        if "Statement" not in doc:
+            raise PolicyError(name, "a policy needs a Statement element")
+        raw = doc["Statement"]
+        variables = version == "2012-10-17"
+        if isinstance(raw, dict):
+            statements = (parse_statement(raw, 0, f"{name}.Statement", variables),)
+            return cls(name, version, policy_id, statements, statement_is_list=False)
+        if not isinstance(raw, list):
+            raise PolicyError(f"{name}.Statement", "Statement must be an object or a list of objects")
+        statements = tuple(
+            parse_statement(item, i, f"{name}.Statement[{i}]", variables) for i, item in enumerate(raw)
+        )
+        return cls(name, version, policy_id, statements)
+
+    def place(self, statement: Statement) -> str:
+        return f"{self.name}.Statement[{statement.index}]" if self.statement_is_list else f"{self.name}.Statement"
+
+    def check_kind(self, kind: str) -> None:
+        """Enforce what each policy type may say about principals.
+
+        - Key policies name their principals: every statement has Principal or
+          NotPrincipal (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-overview.html).
+        - Identity policies, boundaries, session policies and SCPs cannot
+          (reference_policies_elements_principal.html; SCP syntax:
+          https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_policies_scps_syntax.html).
+        - RCPs take only Principal "*"
+          (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_policies_rcps_syntax.html).
+        """
+        for statement in self.statements:
+            place = self.place(statement)
+            if kind == "resource":
+                if not statement.has_principal_element:
+                    raise PolicyError(place, "a key policy statement needs Principal or NotPrincipal")
+            elif kind == "rcp":
+                if statement.not_principals is not None:
+                    raise PolicyError(f"{place}.NotPrincipal", "RCPs do not support NotPrincipal")
+                if statement.principals is None or not statement.principal_is_star:
+                    raise PolicyError(f"{place}.Principal", 'an RCP statement takes Principal "*"')
+            elif statement.has_principal_element:
+                element = "Principal" if statement.principals is not None else "NotPrincipal"
+                raise PolicyError(f"{place}.{element}", f"a {kind} policy cannot name a principal")
+
+
+def stale_principals(policy: Policy) -> list[str]:
+    """Unique ids (AIDA.../AROA...) a policy names instead of an ARN.
+
+    AWS shows these when the user or role was deleted (and perhaps re-created): the
+    statement no longer applies to anyone, which the diagnosis reports as
+    "stale-principal" (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html#principal-roles).
+    """
+    found: list[str] = []
+    for statement in policy.statements:
+        for entries in (statement.principals, statement.not_principals):
+            for entry in entries or ():
+                if entry.kind == "unique_id" and entry.raw not in found:
+                    found.append(entry.raw)
+    return found

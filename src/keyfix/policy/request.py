@@ -1,0 +1,124 @@
+"""A request to authorise, and the request context the conditions read.
+
+Keys the request implies are derived from the principal unless the caller gives
+them (given values win):
+https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html
+(aws:PrincipalArn, aws:PrincipalAccount, aws:PrincipalType, aws:username, aws:userid,
+aws:PrincipalIsAWSService, aws:PrincipalServiceName) and
+https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html
+(kms:CallerAccount; kms:EncryptionContextKeys = the keys of the request's
+kms:EncryptionContext:<key> pairs).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from keyfix.policy.errors import PolicyError
+from keyfix.policy.kms_actions import KMS_ACTIONS, KmsAction
+from keyfix.policy.principals import Caller, parse_caller
+
+_ACCOUNT = re.compile(r"^\d{12}$")
+_EC_PREFIX = "kms:encryptioncontext:"
+
+# aws:PrincipalType values by caller kind (reference_policies_variables.html#principaltable).
+_PRINCIPAL_TYPE = {
+    "user": "User",
+    "role": "AssumedRole",
+    "session": "AssumedRole",
+    "federated": "FederatedUser",
+    "root": "Account",
+}
+
+
+@dataclass(frozen=True)
+class Request:
+    principal: str
+    action: str
+    resource: str
+    resource_account: str | None = None
+    context: Mapping[str, str | list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedRequest:
+    """A validated request: the parsed caller, the KMS action, the full context."""
+
+    request: Request
+    caller: Caller
+    action: KmsAction
+    action_name: str  # "kms:Decrypt", AWS's spelling
+    resource_account: str
+    context: dict[str, tuple[str, ...]]  # lower-cased keys
+
+    @property
+    def cross_account(self) -> bool:
+        return self.caller.account is not None and self.caller.account != self.resource_account
+
+
+def resolve_request(request: Request) -> ResolvedRequest:
+    caller = parse_caller(request.principal)
+    if not isinstance(request.action, str):
+        raise PolicyError("request.action", "the action must be a string")
+    action = KMS_ACTIONS.get(request.action.lower())
+    if action is None:
+        raise PolicyError("request.action", f"{request.action!r} is not an AWS KMS action (kms:Name)")
+    resource = request.resource
+    if not isinstance(resource, str) or not (resource == "*" or (resource.startswith("arn:") and resource.count(":") >= 5)):
+        raise PolicyError("request.resource", f"{resource!r} must be an ARN or \"*\"")
+    account = request.resource_account
+    if account is None:
+        account = resource.split(":")[4] if resource != "*" else ""
+        if not _ACCOUNT.match(account):
+            raise PolicyError("request.resource_account", "needed: the resource names no account")
+    elif not isinstance(account, str) or not _ACCOUNT.match(account):
+        raise PolicyError("request.resource_account", f"{account!r} is not a 12-digit account id")
+    context = _context(request.context, caller)
+    return ResolvedRequest(request, caller, action, f"kms:{action.name}", account, context)
+
+
+def _context(given: Mapping[str, str | list[str]], caller: Caller) -> dict[str, tuple[str, ...]]:
+    if not isinstance(given, Mapping):
+        raise PolicyError("request.context", "the context must be an object")
+    context: dict[str, tuple[str, ...]] = {}
+    for key, value in given.items():
+        place = f"request.context.{key}"
+        if not isinstance(key, str) or ":" not in key:
+            raise PolicyError(place, "a context key is service:name")
+        if isinstance(value, str):
+            values: tuple[str, ...] = (value,)
+        elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            values = tuple(value)
+        else:
+            raise PolicyError(place, "a context value is a string or a list of strings")
+        context[key.lower()] = values
+    # The encryption context keys keep their case: StringEquals on
+    # kms:EncryptionContextKeys is case-sensitive (conditions-kms.html).
+    ec_keys = tuple(k[len(_EC_PREFIX):] for k in given if k.lower().startswith(_EC_PREFIX))
+    for key, value in _derived(caller, ec_keys).items():
+        context.setdefault(key, value)
+    return context
+
+
+def _derived(caller: Caller, ec_keys: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    derived: dict[str, tuple[str, ...]] = {}
+    if caller.is_service:
+        derived["aws:principalisawsservice"] = ("true",)
+        derived["aws:principalservicename"] = (caller.name,)
+    else:
+        derived["aws:principalisawsservice"] = ("false",)
+        derived["aws:principalarn"] = (caller.principal_arn or caller.arn,)
+        derived["aws:principalaccount"] = (caller.account or "",)
+        derived["kms:calleraccount"] = (caller.account or "",)
+        derived["aws:principaltype"] = (_PRINCIPAL_TYPE[caller.kind],)
+        if caller.kind == "user":
+            derived["aws:username"] = (caller.name,)
+        elif caller.kind == "root":
+            derived["aws:userid"] = (caller.account or "",)
+        elif caller.kind == "federated":
+            derived["aws:userid"] = (f"{caller.account}:{caller.name}",)
+    if ec_keys:
+        derived["kms:encryptioncontextkeys"] = ec_keys
+    return derived

@@ -1,0 +1,168 @@
+"""One policy statement: parsed strictly, matched against a request.
+
+Grammar: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_grammar.html
+- Action/NotAction: service prefix and name are case-insensitive, `*`/`?` wildcards
+  (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_action.html).
+- Resource/NotResource: case-sensitive, wildcards within ARN segments, variables in
+  the resource part (reference_policies_elements_resource.html).
+- Principal/NotPrincipal: reference_policies_elements_principal.html and
+  reference_policies_elements_notprincipal.html.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from keyfix.policy.conditions import Condition, parse_condition_block
+from keyfix.policy.errors import PolicyError
+from keyfix.policy.patterns import Context, Pattern, VariableError
+from keyfix.policy.principals import Caller, PrincipalEntry, parse_entry
+
+_ELEMENTS = frozenset(
+    {"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource", "NotResource", "Condition"}
+)
+_PRINCIPAL_TYPES = ("AWS", "Service", "Federated", "CanonicalUser")
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    index: int  # position in the policy's Statement list (0 when it is a single object)
+    sid: str | None
+    effect: str  # "Allow" | "Deny"
+    principals: tuple[PrincipalEntry, ...] | None  # None: no Principal element
+    not_principals: tuple[PrincipalEntry, ...] | None
+    actions: tuple[Pattern, ...]
+    not_action: bool
+    resources: tuple[Pattern, ...]
+    not_resource: bool
+    conditions: tuple[Condition, ...]
+    principal_is_star: bool = False  # Principal: "*" or {"AWS": "*"} only
+
+    @property
+    def has_principal_element(self) -> bool:
+        return self.principals is not None or self.not_principals is not None
+
+    def principal_match(self, caller: Caller) -> frozenset[str]:
+        """How the Principal/NotPrincipal element covers the caller (empty: not at all).
+
+        A statement without either element (identity policies, SCPs) applies to the
+        principal it is attached to. NotPrincipal excludes whoever any listed entry
+        would cover, the account entry included; the rest are covered as by "*".
+        """
+        if self.principals is not None:
+            return frozenset(k for e in self.principals if (k := e.covers(caller)) is not None)
+        if self.not_principals is not None:
+            if any(e.covers(caller) is not None for e in self.not_principals):
+                return frozenset()
+            return frozenset({"wildcard"})
+        return frozenset({"wildcard"})
+
+    def action_matches(self, action: str, context: Context) -> bool:
+        hit = any(p.matches(action, context) for p in self.actions)
+        return hit != self.not_action
+
+    def resource_matches(self, resource: str, context: Context) -> bool:
+        hit = any(p.matches(resource, context) for p in self.resources)
+        return hit != self.not_resource
+
+    def conditions_hold(self, context: Context) -> bool:
+        return all(c.evaluate(context) for c in self.conditions)
+
+
+def _strings(value: Any, place: str) -> list[str]:
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise PolicyError(place, "needs at least one value")
+    for item in items:
+        if not isinstance(item, str) or not item:
+            raise PolicyError(place, f"values must be non-empty strings, not {item!r}")
+    return items
+
+
+def _parse_actions(value: Any, place: str) -> tuple[Pattern, ...]:
+    out = []
+    for text in _strings(value, place):
+        if text != "*":
+            prefix, sep, name = text.partition(":")
+            if not sep or not prefix or not name or "*" in prefix or "?" in prefix:
+                raise PolicyError(place, f"{text!r} is not an action (want service:Action or *)")
+        out.append(Pattern.compile(text, ignore_case=True))
+    return tuple(out)
+
+
+def _parse_resources(value: Any, place: str, variables: bool) -> tuple[Pattern, ...]:
+    out = []
+    for text in _strings(value, place):
+        if text != "*" and not (text.startswith("arn:") and text.count(":") >= 5):
+            raise PolicyError(place, f"{text!r} must be an ARN or \"*\"")
+        try:
+            out.append(Pattern.compile(text, variables=variables, arn=True))
+        except VariableError as err:
+            raise PolicyError(place, str(err)) from None
+    return tuple(out)
+
+
+def _parse_principal(value: Any, place: str) -> tuple[tuple[PrincipalEntry, ...], bool]:
+    if value == "*":
+        return (PrincipalEntry("*", "any"),), True
+    if not isinstance(value, dict) or not value:
+        raise PolicyError(place, 'must be "*" or an object such as {"AWS": ...}')
+    entries: list[PrincipalEntry] = []
+    for ptype, raw in value.items():
+        if ptype not in _PRINCIPAL_TYPES:
+            raise PolicyError(f"{place}.{ptype}", f"unknown principal type (one of {', '.join(_PRINCIPAL_TYPES)})")
+        for text in _strings(raw, f"{place}.{ptype}"):
+            entries.append(parse_entry(ptype, text, f"{place}.{ptype}"))
+    star = list(value) == ["AWS"] and all(e.kind == "any" for e in entries)
+    return tuple(entries), star
+
+
+def parse_statement(raw: Any, index: int, place: str, variables: bool) -> Statement:
+    if not isinstance(raw, dict):
+        raise PolicyError(place, "a statement must be an object")
+    for element in raw:
+        if element not in _ELEMENTS:
+            raise PolicyError(f"{place}.{element}", "unknown statement element")
+    sid = raw.get("Sid")
+    if sid is not None and not isinstance(sid, str):
+        raise PolicyError(f"{place}.Sid", "Sid must be a string")
+    effect = raw.get("Effect")
+    if effect not in ("Allow", "Deny"):
+        raise PolicyError(f"{place}.Effect", f'Effect must be "Allow" or "Deny", not {effect!r}')
+
+    principals = not_principals = None
+    star = False
+    if "Principal" in raw and "NotPrincipal" in raw:
+        raise PolicyError(place, "a statement cannot have both Principal and NotPrincipal")
+    if "Principal" in raw:
+        principals, star = _parse_principal(raw["Principal"], f"{place}.Principal")
+    if "NotPrincipal" in raw:
+        not_principals, _ = _parse_principal(raw["NotPrincipal"], f"{place}.NotPrincipal")
+
+    action_key = _exactly_one(raw, "Action", "NotAction", place)
+    resource_key = _exactly_one(raw, "Resource", "NotResource", place)
+    conditions: tuple[Condition, ...] = ()
+    if "Condition" in raw:
+        conditions = parse_condition_block(raw["Condition"], f"{place}.Condition", variables)
+    return Statement(
+        index=index,
+        sid=sid,
+        effect=effect,
+        principals=principals,
+        not_principals=not_principals,
+        actions=_parse_actions(raw[action_key], f"{place}.{action_key}"),
+        not_action=action_key == "NotAction",
+        resources=_parse_resources(raw[resource_key], f"{place}.{resource_key}", variables),
+        not_resource=resource_key == "NotResource",
+        conditions=conditions,
+        principal_is_star=star,
+    )
+
+
+def _exactly_one(raw: dict[str, Any], first: str, second: str, place: str) -> str:
+    if first in raw and second in raw:
+        raise PolicyError(place, f"a statement cannot have both {first} and {second}")
+    if first not in raw and second not in raw:
+        raise PolicyError(place, f"a statement needs {first} or {second}")
+    return first if first in raw else second

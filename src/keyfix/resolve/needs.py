@@ -1,0 +1,87 @@
+"""Which KMS permissions a failed operation needed: `AccessNeed` builders.
+
+The request context is split per request kind: kms:GrantIsForAWSResource exists only on
+grant operations (CreateGrant, ListGrants, RevokeGrant), so the CreateGrant need carries
+it and the cryptographic need does not
+(https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-grant-is-for-aws-resource).
+"""
+
+from __future__ import annotations
+
+from keyfix.resolve.arns import via_service
+from keyfix.resolve.facts import AccessNeed
+
+# A launch (Auto Scaling or RunInstances) creates volumes: the launching principal lets
+# EC2 use the key through a grant and has EBS generate / re-encrypt the volume's data key.
+# The set is the one AWS documents for the Auto Scaling service-linked role's grant
+# (https://repost.aws/knowledge-center/kms-launch-ec2-instance: Decrypt,
+# GenerateDataKeyWithoutPlaintext, ReEncryptFrom, ReEncryptTo, CreateGrant) and matches the
+# key-policy statements of
+# https://docs.aws.amazon.com/autoscaling/ec2/userguide/key-policy-requirements-EBS-encryption.html
+# and the EBS permission list of https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html.
+LAUNCH_USE_OPERATIONS = (
+    "kms:Decrypt",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+)
+GRANT_OPERATIONS = ("kms:CreateGrant",)
+
+# Operations whose request carries an encryption context
+# (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-encryption-context).
+CRYPTO_OPERATIONS = frozenset(
+    {
+        "kms:Encrypt",
+        "kms:Decrypt",
+        "kms:ReEncryptFrom",
+        "kms:ReEncryptTo",
+        "kms:GenerateDataKey",
+        "kms:GenerateDataKeyWithoutPlaintext",
+        "kms:GenerateDataKeyPair",
+        "kms:GenerateDataKeyPairWithoutPlaintext",
+    }
+)
+
+
+def ec2_context(principal_account: str | None, region: str) -> dict[str, str | list[str]]:
+    """Context of a KMS request EC2/EBS makes for a principal: kms:ViaService is
+    ec2.<region>.amazonaws.com for Amazon EBS
+    (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-via-service),
+    kms:CallerAccount the principal's account."""
+    context: dict[str, str | list[str]] = {"kms:ViaService": via_service("ec2", region)}
+    if principal_account:
+        context["kms:CallerAccount"] = principal_account
+    return context
+
+
+def grant_need(principal: str, principal_account: str | None, key_arn: str, region: str, resource: str | None) -> AccessNeed:
+    """kms:CreateGrant made by EC2 for an AWS resource (the volume)."""
+    context = ec2_context(principal_account, region)
+    context["kms:GrantIsForAWSResource"] = "true"
+    return AccessNeed(principal=principal, key_arn=key_arn, operations=GRANT_OPERATIONS, context=context, resource=resource)
+
+
+def launch_needs(
+    principal: str, principal_account: str | None, key_arn: str, region: str, resource: str | None
+) -> list[AccessNeed]:
+    """A launch that creates volumes under `key_arn`: CreateGrant plus the data-key operations."""
+    return [
+        grant_need(principal, principal_account, key_arn, region, resource),
+        AccessNeed(
+            principal=principal,
+            key_arn=key_arn,
+            operations=LAUNCH_USE_OPERATIONS,
+            context=ec2_context(principal_account, region),
+            resource=resource,
+        ),
+    ]
+
+
+def start_needs(
+    principal: str, principal_account: str | None, key_arn: str, region: str, resource: str | None
+) -> list[AccessNeed]:
+    """StartInstances with existing encrypted volumes: the caller needs kms:CreateGrant so that
+    EC2 can decrypt the volumes' data keys
+    (https://repost.aws/knowledge-center/kms-iam-ec2-permission;
+    https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/troubleshooting-launch.html#encrypted-ebs-volume-missing-permissions)."""
+    return [grant_need(principal, principal_account, key_arn, region, resource)]
