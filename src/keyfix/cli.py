@@ -18,10 +18,12 @@ def _cmd_handle(args: argparse.Namespace) -> int:
     from keyfix.events import EventError
 
     try:
-        with open(args.event_file, encoding="utf-8") as fh:
-            event = json.load(fh)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        print(f"keyfix handle: cannot read event {args.event_file}: {exc}", file=sys.stderr)
+        with open(args.event_file, "rb") as fh:
+            text = fh.read()
+        # Parsing alone keeps a broken file from reaching any AWS call.
+        event = json.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        print(f"keyfix handle: cannot read event {args.event_file}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
         settings = Settings.from_env().with_mode(args.mode)

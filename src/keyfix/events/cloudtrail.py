@@ -283,4 +283,6 @@ def to_incident(event: KmsCloudTrailEvent) -> Incident:
         encryption_context=dict(params.encryption_context) if params and params.encryption_context else {},
         key_arns=key_refs(d),
         kms_related=True,
+        grantee_principal=params.grantee_principal if params else None,
+        grant_operations=tuple(params.operations or ()) if params else (),
     )

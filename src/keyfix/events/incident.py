@@ -74,6 +74,9 @@ class Incident:
     error_message: str | None = None
     denial: Denial | None = None
     encryption_context: dict[str, str] = field(default_factory=dict)
+    # CreateGrant's own parameters, when the denied call was a CreateGrant.
+    grantee_principal: str | None = None
+    grant_operations: tuple[str, ...] = ()
 
     # Keys the event names itself (EBS cause/resources, CloudTrail resources/keyId).
     key_arns: tuple[str, ...] = ()

@@ -19,7 +19,7 @@ from typing import Any
 from keyfix.policy.errors import PolicyError
 from keyfix.policy.kms_actions import ENCRYPTION_CONTEXT_OPERATIONS, GRANT_OPERATIONS
 from keyfix.policy.patterns import Context
-from keyfix.policy.principals import ACCOUNT, DIRECT, ROLE, SERVICE, Caller, PrincipalEntry, parse_entry
+from keyfix.policy.principals import DIRECT, ROLE, SERVICE, WILDCARD, Caller, PrincipalEntry, parse_entry
 
 _FIELDS = frozenset(
     {
@@ -88,22 +88,24 @@ class Grant:
             _retiring=_entry(retiring, f"{place}.RetiringPrincipal") if retiring else None,
         )
 
-    def grantee_match(self, caller: Caller) -> str | None:
-        """How the grantee names the caller: DIRECT (user, session, the role of a
-        session, a service), ACCOUNT (the caller's account), or None."""
-        kind = self._grantee.covers(caller) if self._grantee else None
-        return DIRECT if kind in (ROLE, SERVICE) else kind
-
     def is_for_key(self, resource: str) -> bool:
         """A grant covers exactly one key; KeyId may be the key ARN or its id."""
         return not self.key_id or _key_id(self.key_id) == _key_id(resource)
 
-    def allows_operation(self, operation: str, caller: Caller) -> bool:
-        if operation in self.operations:
-            return True
-        # The retiring principal may retire the grant
-        # (https://docs.aws.amazon.com/kms/latest/developerguide/grant-manage.html#grant-delete).
-        return operation == "RetireGrant" and self._retiring is not None and self._retiring.covers(caller) is not None
+    def match(self, operation: str, caller: Caller) -> str | None:
+        """How this grant lets the caller perform `operation`: DIRECT (the grantee is
+        the user, the session, the role of the session or the service), ACCOUNT (the
+        grantee is the caller's account), or None.
+
+        The retiring principal may also retire the grant
+        (https://docs.aws.amazon.com/kms/latest/developerguide/grant-manage.html#grant-delete).
+        """
+        kind = None
+        if operation in self.operations and self._grantee is not None:
+            kind = self._grantee.covers(caller)
+        if kind is None and operation == "RetireGrant" and self._retiring is not None:
+            kind = self._retiring.covers(caller)
+        return DIRECT if kind in (ROLE, SERVICE, WILDCARD) else kind
 
     def unmet_constraint(self, operation: str, context: Context) -> str | None:
         """Which constraint the request fails, or None if it meets them all."""

@@ -143,9 +143,7 @@ def _grant_hits(rr: ResolvedRequest, grants: tuple[Grant, ...]) -> tuple[list, l
     found: list[tuple[Grant, str]] = []
     unmet: list[tuple[Grant, str]] = []
     for grant in grants:
-        if not grant.is_for_key(rr.request.resource) or not grant.allows_operation(operation, rr.caller):
-            continue
-        kind = grant.grantee_match(rr.caller)
+        kind = grant.match(operation, rr.caller) if grant.is_for_key(rr.request.resource) else None
         if kind is None:
             continue
         failed = grant.unmet_constraint(operation, rr.context)
