@@ -170,9 +170,27 @@ GRANT_OPERATIONS = (
 _INDEX = {}
 
 
+class RandomDraw:
+    """Stands in for hypothesis' `draw` when a case is built from a seeded
+    random.Random instead (see random_cases): the draw_* functions only ever choose
+    through pick(), so the same code builds both kinds of corpus."""
+
+    __slots__ = ("rng",)
+
+    def __init__(self, seed: str | int):
+        import random
+
+        self.rng = random.Random(seed)
+
+    def __call__(self, strategy):  # pragma: no cover - pick() never gets here
+        raise TypeError("RandomDraw only supports pick()")
+
+
 def pick(draw, seq):
     """Draw one element of `seq` (hypothesis-controlled, so derandomized runs repeat)."""
     n = len(seq)
+    if type(draw) is RandomDraw:
+        return seq[draw.rng.randrange(n)]
     strat = _INDEX.get(n)
     if strat is None:
         strat = _INDEX[n] = st.integers(0, n - 1)
@@ -206,12 +224,13 @@ def subset(draw, seq, lo: int, hi: int) -> list:
 
 @dataclass(frozen=True)
 class Principal:
-    kind: str  # user | role | session | slr-session | slr-role | root | service
+    kind: str  # user | role | session | federated | slr-session | slr-role | root | service
     arn: str  # what goes in request.principal
     account: str | None
     identity_arn: str | None  # the user/role ARN (with path) a key policy would name
     session_arn: str | None = None
     needs_principal_arn: bool = False  # role path not recoverable from the session ARN
+    parent_user_arn: str | None = None  # federated user: the IAM user who federated
 
     @property
     def is_slr(self) -> bool:
@@ -264,6 +283,16 @@ def _principals_in(account: str) -> list[Principal]:
         ),
         Principal("slr-role", slr_arn(account), account, slr_arn(account)),
         Principal("root", f"arn:aws:iam::{account}:root", account, f"arn:aws:iam::{account}:root"),
+        # GetFederationToken sessions of user alice.
+        Principal(
+            "federated",
+            f"arn:aws:sts::{account}:federated-user/alice",
+            account,
+            f"arn:aws:sts::{account}:federated-user/alice",
+            session_arn=f"arn:aws:sts::{account}:federated-user/alice",
+            needs_principal_arn=True,
+            parent_user_arn=f"arn:aws:iam::{account}:user/alice",
+        ),
     ]
     return out
 
@@ -280,6 +309,7 @@ PRINCIPAL_WEIGHTS = {
     "slr-session": 4,
     "slr-role": 1,
     "root": 1,
+    "federated": 1,
     "service": 1,
 }
 
@@ -325,8 +355,12 @@ def policy_principal_pool(req: Principal) -> list:
     if req.identity_arn:
         pool += [{"AWS": req.identity_arn}] * 3
         pool.append({"AWS": [req.identity_arn, f"arn:aws:iam::{THIRD_ACCOUNT}:root"]})
-    if req.session_arn:
+    if req.session_arn and req.session_arn != req.identity_arn:
         pool.append({"AWS": req.session_arn})
+    if req.parent_user_arn:
+        pool += [{"AWS": req.parent_user_arn}] * 2
+    if req.identity_arn:
+        pool.append({"AWS": [req.identity_arn], "Service": ["ec2.amazonaws.com"]})
     if req.kind == "service":
         pool += [{"Service": req.arn}] * 3
     return pool
@@ -379,6 +413,18 @@ def _condition_clauses(req: Principal) -> list[tuple[str, str, list[str]]]:
         ("ForAllValues:StringEquals", EC_KEYS, ["Department", "Project"]),
         ("Null", EC_KEYS, ["false"]),
         ("Null", EC_KEYS, ["true"]),
+        # Policy variables (only in "Version": "2012-10-17" policies).
+        ("StringEquals", "kms:CallerAccount", ["${aws:PrincipalAccount}"]),
+        ("ArnLike", "aws:PrincipalArn", ["arn:aws:iam::${aws:PrincipalAccount}:role/*"]),
+        # Keys the engines derive for every caller; the data-perimeter RCP examples use them.
+        ("Bool", "aws:PrincipalIsAWSService", ["false"]),
+        ("BoolIfExists", "aws:PrincipalIsAWSService", ["true"]),
+        ("StringNotEqualsIfExists", "aws:PrincipalServiceName", ["ec2.amazonaws.com"]),
+        # A set operator on a single-valued key, a JSON boolean, "?" wildcards.
+        ("ForAllValues:StringLike", VIA, ["ec2.*"]),
+        ("ForAnyValue:StringEquals", VIA, [f"ec2.{REGION}.amazonaws.com"]),
+        ("Bool", GIFAR, [True]),
+        ("StringLike", VIA, [f"ec?.{REGION}.amazonaws.com"]),
     ]
 
 
@@ -404,6 +450,7 @@ RESOURCE_PATTERNS = (
     OTHER_KEY_ARN,
     f"arn:aws:kms:{REGION}:{OTHER_ACCOUNT}:key/*",
     f"arn:aws:kms:{REGION}:{KEY_ACCOUNT}:alias/ebs-key",
+    "arn:aws:kms:*:${aws:PrincipalAccount}:key/*",
 )
 
 
@@ -461,6 +508,17 @@ def _policy(stmts: list[dict]) -> dict:
     return {"Version": VERSION, "Statement": stmts}
 
 
+def _varied_policy(draw, stmts: list[dict]) -> dict:
+    """A policy document in the less common spellings now and then: the old policy
+    language version (in which ${...} is literal text) and a lone statement object."""
+    doc = _policy(stmts)
+    if chance(draw, 1, 20):
+        doc["Version"] = "2008-10-17"
+    if len(stmts) == 1 and chance(draw, 1, 6):
+        doc["Statement"] = stmts[0]
+    return doc
+
+
 def root_delegation(account: str = KEY_ACCOUNT) -> dict:
     return {
         "Sid": "Enable IAM User Permissions",
@@ -507,7 +565,7 @@ def draw_key_policy(draw, req: Principal) -> dict:
     stmts += draw_statements(draw, req, "key", 0 if stmts else 1, 3)
     # Statement order must not matter; rotate so generated statements also come first.
     k = count(draw, 0, len(stmts) - 1)
-    return _policy(stmts[k:] + stmts[:k])
+    return _varied_policy(draw, stmts[k:] + stmts[:k])
 
 
 _SLR_OWN_POLICY = _policy([{"Effect": "Allow", "Action": ["ec2:*", "elasticloadbalancing:*"], "Resource": "*"}])
@@ -517,7 +575,7 @@ def draw_identity_policies(draw, req: Principal) -> list[dict]:
     if req.is_slr and not chance(draw, 1, 3):
         # The SLR's own, AWS-defined policy: no KMS permissions at all (seed case A).
         return [_SLR_OWN_POLICY]
-    out = [_policy(draw_statements(draw, req, "identity", 1, 3)) for _ in range(count(draw, 0, 3))]
+    out = [_varied_policy(draw, draw_statements(draw, req, "identity", 1, 3)) for _ in range(count(draw, 0, 3))]
     if chance(draw, 2, 3):
         # The usual identity policy of a key user (seed cases B and C).
         out.append(_policy([{"Effect": "Allow", "Action": pick(draw, _TYPICAL_IDENTITY_ACTIONS), "Resource": pick(draw, (KEY_ARN, "*", f"arn:aws:kms:*:{KEY_ACCOUNT}:key/*"))}]))
@@ -653,16 +711,16 @@ def draw_case(draw) -> dict:
         ids = draw_identity_policies(draw, req)
         if ids or chance(draw, 1, 2):
             doc["identity_policies"] = ids
-    if req.kind in ("user", "role", "session") and chance(draw, 1, 4):
+    if req.kind in ("user", "role", "session", "federated") and chance(draw, 1, 4):
         n = 2 if chance(draw, 1, 6) else 1
         doc["permission_boundaries"] = [draw_boundary(draw, req) for _ in range(n)]
     if req.kind != "service" and chance(draw, 1, 3):
         doc["scps"] = draw_scp_levels(draw, req)
     if not wildcard_only and chance(draw, 1, 4):
         doc["rcps"] = draw_rcp_levels(draw, req)
-    if req.kind in ("role", "session") and chance(draw, 1, 5):
+    if req.kind in ("role", "session") and chance(draw, 1, 5) or req.kind == "federated" and chance(draw, 2, 3):
         doc["session_policy"] = _policy(draw_statements(draw, req, "identity", 1, 2, allow_percent=90))
-    if not wildcard_only and req.kind in ("slr-session", "session", "role", "user") and chance(draw, 1, 20):
+    if not wildcard_only and req.kind in ("slr-session", "session", "role", "user", "federated") and chance(draw, 1, 20):
         doc["grants"] = draw_grants(draw, req)
     return doc
 
@@ -701,6 +759,24 @@ def kms_cases(draw) -> dict:
 
 class _Enough(Exception):
     """Stops hypothesis once the corpus is complete."""
+
+
+def random_cases(n: int, seed: str = "keyfix-differential") -> list[dict]:
+    """`n` distinct cases built by the same draw functions from seeded random.Random.
+
+    Hypothesis' generator (generate_cases) revisits and mutates earlier examples, so a
+    few thousand of its cases hold only ~2,000 distinct requests; this corpus adds
+    breadth at a fraction of the cost. Deterministic for a given seed.
+    """
+    import json
+
+    seen: dict[str, dict] = {}
+    i = 0
+    while len(seen) < n and i < n * 4:
+        case = draw_case(RandomDraw(f"{seed}-{i}"))
+        seen.setdefault(json.dumps(case, sort_keys=True), case)
+        i += 1
+    return list(seen.values())
 
 
 def generate_cases(n: int, strategy=None) -> list[dict]:

@@ -47,7 +47,8 @@
 // and https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-caller-account :
 //   aws:PrincipalArn        user/role/root: the ARN itself; assumed-role session: the
 //                           role ARN (arn:aws:iam::A:role/NAME; a session ARN does not
-//                           carry the role's path, so cases with a path give it)
+//                           carry the role's path, so cases with a path give it);
+//                           federated user: its federated-user ARN
 //   aws:PrincipalAccount    the principal's account
 //   kms:CallerAccount       the principal's account
 //   aws:PrincipalIsAWSService  "true" for a service principal, "false" otherwise
@@ -79,6 +80,7 @@ function principalArnFor(p) {
     const roleName = resource.split('/')[1];
     return `arn:${partition}:iam::${account}:role/${roleName}`;
   }
+  if (service === 'sts' && resource.startsWith('federated-user/')) return p;
   if (service === 'iam') return p;
   return undefined;
 }

@@ -13,9 +13,10 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from keyfix.policy.errors import PolicyError
@@ -68,7 +69,7 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
 
 
 def parse_operator(name: str, place: str) -> tuple[str, str | None, bool]:
-    """"ForAnyValue:StringLikeIfExists" -> ("StringLike", "ForAnyValue", True)."""
+    """ "ForAnyValue:StringLikeIfExists" -> ("StringLike", "ForAnyValue", True)."""
     qualifier = None
     rest = name
     if ":" in name:
@@ -100,11 +101,12 @@ def _scalar(value: Any, place: str) -> str:
     raise PolicyError(place, f"condition values must be strings, numbers or booleans, not {type(value).__name__}")
 
 
+_NUMBER = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
+
+
 def parse_number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
+    # Plain decimal notation only: float() would also take "nan", "inf" and "1_000".
+    return float(text) if _NUMBER.match(text) else None
 
 
 def parse_date(text: str) -> float | None:
@@ -117,7 +119,7 @@ def parse_date(text: str) -> float | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 
@@ -216,9 +218,7 @@ def parse_condition_block(block: Any, place: str, variables: bool) -> tuple[Cond
             texts = [_scalar(v, key_place) for v in items]
             family = _BASE[base]
             values = tuple(_compile_value(family, t, key_place, variables) for t in texts)
-            conditions.append(
-                Condition(operator, base, qualifier, if_exists, key.lower(), values, family)
-            )
+            conditions.append(Condition(operator, base, qualifier, if_exists, key.lower(), values, family))
     return tuple(conditions)
 
 
@@ -234,7 +234,8 @@ def _compile_value(family: _Family, text: str, place: str, variables: bool) -> A
             return Text.compile(text, variables=use_vars)
         if kind == "bool":
             value = Text.compile(text, variables=use_vars)
-            if value.pieces and all(p[0] == "lit" for p in value.pieces) and text.lower() not in ("true", "false"):
+            literal = all(p[0] == "lit" for p in value.pieces)
+            if literal and text.lower() not in ("true", "false"):
                 raise PolicyError(place, f"Bool takes true or false, not {text!r}")
             return value
     except VariableError as err:

@@ -9,9 +9,13 @@
    (https://docs.aws.amazon.com/kms/latest/developerguide/key-policies.html,
    https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html#key-policy-default-allow-root-enable-iam).
    Same account (reference_policies_evaluation-logic.html, "Resource-based policies"):
-   - direct: the key policy names the user, the session, or "*": nothing else needed;
+   - direct: the key policy names the user, the session, or "*": nothing else needed
+     ("*": "For IAM users and role principals within your account, no other
+     permissions are required", reference_policies_elements_principal.html; the
+     docs do not say whether a session policy limits it: here it does not);
    - role: it names the role of a role session: boundary and session policy must allow;
-   - account: it names the account: identity policy, boundary, session policy must allow.
+   - account: it names the account: identity policy, boundary, session policy must allow
+     (the root user has full access to its account, so needs no identity policy).
    Other account: the key policy must name the caller or its account AND the caller's
    identity policy (with boundary and session policy) must allow
    (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html,
@@ -24,7 +28,8 @@
    fewest failing layers, preferring a path the key policy already opens, then
    role < direct < account. "grant" is only listed when no policy edit can open a
    path: a service-linked role (its permissions policy is fixed by AWS) on a key in
-   another account, the seeds' case A2.
+   another account, the seeds' case A2. `decisive` then lists the allows found on
+   that path (e.g. the key policy's delegation statement).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from keyfix.policy.decision import (
     DecisiveRef,
 )
 from keyfix.policy.explain import explain_allowed, explain_denied, explain_explicit
+from keyfix.policy.grant import Grant
 from keyfix.policy.layers import Layers, allows, collect, key_policy_allows, level_failures
 from keyfix.policy.policy_set import PolicySet
 from keyfix.policy.principals import ACCOUNT, DIRECT, ROLE, SERVICE, WILDCARD
@@ -99,14 +105,14 @@ def evaluate(request: Request, policies: PolicySet) -> Decision:
 
 
 def _guardrail_failures(layers: Layers) -> list[tuple[str, int]]:
-    return [("scp", i) for i in level_failures(layers.scps)] + [
-        ("rcp", i) for i in level_failures(layers.rcps)
-    ]
+    return [("scp", i) for i in level_failures(layers.scps)] + [("rcp", i) for i in level_failures(layers.rcps)]
 
 
 def _paths(rr: ResolvedRequest, layers: Layers) -> list[Path]:
     caller = rr.caller
-    identity = Requirement("identity_policy", tuple(allows(layers.identity)), bool(allows(layers.identity)) or caller.kind == "root")
+    identity = Requirement(
+        "identity_policy", tuple(allows(layers.identity)), bool(allows(layers.identity)) or caller.kind == "root"
+    )
     limits = _limits(rr, layers)
 
     def key(kinds: frozenset[str] | None) -> Requirement:
@@ -136,7 +142,7 @@ def _paths(rr: ResolvedRequest, layers: Layers) -> list[Path]:
     return paths
 
 
-def _grant_requirement(grants: tuple) -> Requirement:
+def _grant_requirement(grants: tuple[Grant, ...]) -> Requirement:
     refs = tuple(DecisiveRef(g.ref, grant_id=g.grant_id) for g in grants)
     return Requirement("grant", refs, bool(refs))
 
@@ -162,9 +168,10 @@ def _nearest(rr: ResolvedRequest, paths: list[Path]) -> Path:
     """The path a fix is closest to (see the module docstring)."""
     policy_paths = [p for p in paths if not p.name.startswith("grant")]
     if rr.caller.is_service_linked_role:
-        # Its permissions policy is AWS's and cannot be edited.
-        policy_paths = [p for p in policy_paths if "identity_policy" not in p.failing]
-    if not policy_paths:
-        return next(p for p in paths if p.name == "grant")
+        # Its permissions policy is AWS's and cannot be edited: on a key-policy action a
+        # grant is the way left; on an IAM-only action nothing else can help.
+        fixable = [p for p in policy_paths if "identity_policy" not in p.failing]
+        grant = [p for p in paths if p.name == "grant"]
+        policy_paths = fixable or grant or policy_paths
     order = {p.name: i for i, p in enumerate(policy_paths)}
     return min(policy_paths, key=lambda p: (len(p.failing), "resource_policy" in p.failing, order[p.name]))

@@ -22,12 +22,15 @@ def _what(rr: ResolvedRequest) -> str:
 
 
 def explain_explicit(rr: ResolvedRequest, denies: list[DecisiveRef]) -> list[str]:
-    return [f"An explicit Deny in {ref.describe()} forbids {_what(rr)}; no Allow or grant can override it." for ref in denies]
+    return [
+        f"An explicit Deny in {ref.describe()} forbids {_what(rr)}; no Allow or grant can override it."
+        for ref in denies
+    ]
 
 
 _ALLOWED = {
     "direct": "The key policy allows {who} directly ({refs}); no identity policy is needed in the key's account.",
-    "role": "The key policy allows the role of {who} ({refs}); its permissions boundary and session policy do not limit it.",
+    "role": "The key policy allows the role of {who} ({refs}); no boundary or session policy limits it.",
     "account": "The key policy lets the account use IAM policies and an identity policy allows {who}: {refs}.",
     "cross-account": "The key's owner allows the caller's account and the caller's identity policy allows it: {refs}.",
     "service": "The key policy allows the service principal {who}: {refs}.",
@@ -51,7 +54,8 @@ def _resource_sentence(rr: ResolvedRequest, path: str) -> str:
     if path == "role":
         return f"No key policy statement allows the role of {who} (or the session itself) to call {rr.action_name}."
     if path == "account":
-        return f"The key policy does not allow {who}, nor does it let account {rr.caller.account} delegate {rr.action_name} to IAM policies."
+        account = rr.caller.account
+        return f"The key policy neither allows {who} nor lets account {account} delegate {rr.action_name} to IAM."
     if path == "service":
         return f"No key policy statement allows the service principal {who} to call {rr.action_name}."
     return f"No key policy statement allows {who} to call {rr.action_name}."
@@ -73,7 +77,8 @@ def explain_denied(
         out.append(_failing_sentence(rr, path, req.layer))
     for layer, level in guardrails:
         kind = "SCP" if layer == "scp" else "RCP"
-        out.append(f"No {kind} at organisation level {level} ({layer}s[{level}]) allows {rr.action_name}; every level must allow.")
+        where = f"organisation level {level} ({layer}s[{level}])"
+        out.append(f"No {kind} at {where} allows {rr.action_name}; every level must allow.")
     for grant, constraint in layers.unmet_grants:
         out.append(f"{grant.ref} (grant {grant.grant_id}) would allow it but its {constraint} constraint is not met.")
     return out

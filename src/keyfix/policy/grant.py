@@ -23,8 +23,17 @@ from keyfix.policy.principals import DIRECT, ROLE, SERVICE, WILDCARD, Caller, Pr
 
 _FIELDS = frozenset(
     {
-        "GrantId", "GranteePrincipal", "Operations", "Constraints", "RetiringPrincipal", "Name",
-        "KeyId", "IssuingAccount", "CreationDate", "GranteeServicePrincipal", "RetiringServicePrincipal",
+        "GrantId",
+        "GranteePrincipal",
+        "Operations",
+        "Constraints",
+        "RetiringPrincipal",
+        "Name",
+        "KeyId",
+        "IssuingAccount",
+        "CreationDate",
+        "GranteeServicePrincipal",
+        "RetiringServicePrincipal",
     }
 )
 _CONSTRAINTS = frozenset({"EncryptionContextEquals", "EncryptionContextSubset", "SourceArn"})
@@ -150,8 +159,16 @@ def _constraints(raw: Any, place: str) -> tuple[Any, Any, str | None]:
     for name in raw:
         if name not in _CONSTRAINTS:
             raise PolicyError(f"{place}.{name}", "unknown grant constraint")
-    equals = _pairs(raw["EncryptionContextEquals"], f"{place}.EncryptionContextEquals") if "EncryptionContextEquals" in raw else None
-    subset = _pairs(raw["EncryptionContextSubset"], f"{place}.EncryptionContextSubset") if "EncryptionContextSubset" in raw else None
+    equals = (
+        _pairs(raw["EncryptionContextEquals"], f"{place}.EncryptionContextEquals")
+        if "EncryptionContextEquals" in raw
+        else None
+    )
+    subset = (
+        _pairs(raw["EncryptionContextSubset"], f"{place}.EncryptionContextSubset")
+        if "EncryptionContextSubset" in raw
+        else None
+    )
     source = raw.get("SourceArn")
     if source is not None and not isinstance(source, str):
         raise PolicyError(f"{place}.SourceArn", "SourceArn must be a string")
@@ -165,5 +182,5 @@ def _request_encryption_context(context: Context) -> dict[str, str] | None:
         if key.startswith(_EC_PREFIX):
             if len(values) != 1:
                 return None
-            pairs[key[len(_EC_PREFIX):]] = values[0]
+            pairs[key[len(_EC_PREFIX) :]] = values[0]
     return pairs

@@ -4,11 +4,14 @@ A statement applies when its principal element (if any) covers the caller, its
 Action/NotAction and Resource/NotResource match and every condition holds
 (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html).
 Which layers apply to which callers:
-- SCPs do not restrict service-linked roles; RCPs do not restrict AWS service
-  principals; neither reaches a service principal, which belongs to no account
-  (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_policies_scps.html,
-  https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_policies_rcps.html).
-  The management account is not modelled: pass scps=None for its principals.
+- SCPs do not affect service-linked roles, and restrict only principals of the
+  organisation's accounts, which a service principal is not
+  (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_policies_scps.html).
+- RCPs restrict every principal calling on a member account's resource, AWS service
+  principals included, except service-linked roles; they do not affect
+  kms:RetireGrant (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_policies_rcps.html#actions-not-restricted-by-rcps).
+- The management account is not modelled: pass scps=None for its principals and
+  rcps=None for its keys.
 - Permissions boundaries apply to IAM users and roles (and so to their sessions), not
   to the root user or services (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html).
 - Session policies apply to role and federated-user sessions only.
@@ -125,8 +128,10 @@ def collect(rr: ResolvedRequest, policies: PolicySet) -> Layers:
             scps = [[hit for policy in level for hit in hits_of(policy)] for level in policies.scps]
     rcps = None
     if policies.rcps is not None:
-        if caller.is_service:
-            notes.append("RCPs were not applied: they do not restrict AWS service principals.")
+        if caller.is_service_linked_role:
+            notes.append("RCPs were not applied: they do not restrict service-linked roles.")
+        elif rr.action.name == "RetireGrant":
+            notes.append("RCPs were not applied: they do not affect kms:RetireGrant.")
         else:
             rcps = [[hit for policy in level for hit in hits_of(policy)] for level in policies.rcps]
 
@@ -138,7 +143,9 @@ def _who(service: bool) -> str:
     return "AWS service principals" if service else "service-linked roles"
 
 
-def _grant_hits(rr: ResolvedRequest, grants: tuple[Grant, ...]) -> tuple[list, list]:
+def _grant_hits(
+    rr: ResolvedRequest, grants: tuple[Grant, ...]
+) -> tuple[list[tuple[Grant, str]], list[tuple[Grant, str]]]:
     operation = rr.action.name
     found: list[tuple[Grant, str]] = []
     unmet: list[tuple[Grant, str]] = []
@@ -160,11 +167,7 @@ def allows(hits: list[Hit]) -> list[DecisiveRef]:
 
 def key_policy_allows(layers: Layers, kinds: frozenset[str] | None) -> list[DecisiveRef]:
     """Key-policy Allow statements naming the caller in one of `kinds` (None: any)."""
-    return [
-        hit.ref
-        for hit in _allows(layers.key_policy)
-        if kinds is None or hit.kinds & kinds
-    ]
+    return [hit.ref for hit in _allows(layers.key_policy) if kinds is None or hit.kinds & kinds]
 
 
 def level_failures(levels: list[list[Hit]] | None) -> list[int]:

@@ -146,9 +146,7 @@ class Pattern:
     regex: re.Pattern[str] | None = None  # precompiled when there are no variables
 
     @classmethod
-    def compile(
-        cls, raw: str, *, variables: bool = False, ignore_case: bool = False, arn: bool = False
-    ) -> Pattern:
+    def compile(cls, raw: str, *, variables: bool = False, ignore_case: bool = False, arn: bool = False) -> Pattern:
         pieces = split_pieces(raw, wildcards=True, variables=variables)
         regex = None
         if not any(p[0] == "var" for p in pieces):
@@ -167,6 +165,29 @@ class Pattern:
                 return False
             regex = _compile(_pattern_source(resolved, self.arn), self.ignore_case)
         return regex.fullmatch(value) is not None
+
+
+class PatternSet:
+    """Several patterns of one element (an Action or Resource list) OR'ed.
+
+    When none has a variable they are joined into one regex, so matching a statement
+    is one regex call however long its lists are."""
+
+    __slots__ = ("patterns", "_joined")
+
+    def __init__(self, patterns: tuple[Pattern, ...]) -> None:
+        self.patterns = patterns
+        self._joined: re.Pattern[str] | None = None
+        if patterns and all(p.regex is not None for p in patterns):
+            flags = {p.ignore_case for p in patterns}
+            if len(flags) == 1:
+                source = "|".join(f"(?:{p.regex.pattern})" for p in patterns if p.regex is not None)
+                self._joined = _compile(source, flags.pop())
+
+    def matches(self, value: str, context: Context) -> bool:
+        if self._joined is not None:
+            return self._joined.fullmatch(value) is not None
+        return any(p.matches(value, context) for p in self.patterns)
 
 
 def _pattern_source(pieces: tuple[Piece, ...], arn: bool) -> str:

@@ -34,7 +34,7 @@ class Policy:
     def parse(cls, doc: dict[str, Any] | str, name: str) -> Policy:
         """Validate and compile a policy; raise PolicyError naming the place.
 
-        Parsed policies are cached by their canonical JSON and name, so the same
+        Parsed policies are cached by their JSON text and name, so the same
         document met again (thousands of simulations) is compiled once.
         """
         if isinstance(doc, str):
@@ -45,7 +45,7 @@ class Policy:
         if not isinstance(doc, dict):
             raise PolicyError(name, "a policy must be a JSON object")
         try:
-            key = (json.dumps(doc, sort_keys=True, separators=(",", ":")), name)
+            key = (json.dumps(doc), name)  # key order counts: a reordered copy is parsed again
         except (TypeError, ValueError):
             key = None  # not JSON-serialisable: let the parser say where
         if key is not None and (hit := _cache.get(key)) is not None:
@@ -74,13 +74,11 @@ class Policy:
         raw = doc["Statement"]
         variables = version == "2012-10-17"
         if isinstance(raw, dict):
-            statements = (parse_statement(raw, 0, f"{name}.Statement", variables),)
-            return cls(name, version, policy_id, statements, statement_is_list=False)
+            single = (parse_statement(raw, 0, f"{name}.Statement", variables),)
+            return cls(name, version, policy_id, single, statement_is_list=False)
         if not isinstance(raw, list):
             raise PolicyError(f"{name}.Statement", "Statement must be an object or a list of objects")
-        statements = tuple(
-            parse_statement(item, i, f"{name}.Statement[{i}]", variables) for i, item in enumerate(raw)
-        )
+        statements = tuple(parse_statement(item, i, f"{name}.Statement[{i}]", variables) for i, item in enumerate(raw))
         return cls(name, version, policy_id, statements)
 
     def place(self, statement: Statement) -> str:

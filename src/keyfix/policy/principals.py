@@ -64,9 +64,7 @@ class Caller:
         # A session ARN carries no path, so a session is told by the role name.
         if self.kind not in ("role", "session"):
             return False
-        return self.path.startswith(SERVICE_LINKED_ROLE_PATH) or self.name.startswith(
-            SERVICE_LINKED_ROLE_PREFIX
-        )
+        return self.path.startswith(SERVICE_LINKED_ROLE_PATH) or self.name.startswith(SERVICE_LINKED_ROLE_PREFIX)
 
     @property
     def role_arn(self) -> str | None:
@@ -189,6 +187,6 @@ def _parse_aws_entry(value: str, place: str) -> PrincipalEntry:
     except PolicyError:
         raise PolicyError(place, f"{value!r} is not an account, user, role or session ARN") from None
     if caller.kind == "service":
-        raise PolicyError(place, f"{value!r} is a service principal: use {{\"Service\": ...}}")
+        raise PolicyError(place, f'{value!r} is a service principal: use {{"Service": ...}}')
     kind = {"root": "account", "federated": "federated_user"}.get(caller.kind, caller.kind)
     return PrincipalEntry(value, kind, caller.account, caller.name, caller.session)

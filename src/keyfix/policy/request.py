@@ -66,8 +66,10 @@ def resolve_request(request: Request) -> ResolvedRequest:
     if action is None:
         raise PolicyError("request.action", f"{request.action!r} is not an AWS KMS action (kms:Name)")
     resource = request.resource
-    if not isinstance(resource, str) or not (resource == "*" or (resource.startswith("arn:") and resource.count(":") >= 5)):
-        raise PolicyError("request.resource", f"{resource!r} must be an ARN or \"*\"")
+    if not isinstance(resource, str) or not (
+        resource == "*" or (resource.startswith("arn:") and resource.count(":") >= 5)
+    ):
+        raise PolicyError("request.resource", f'{resource!r} must be an ARN or "*"')
     account = request.resource_account
     if account is None:
         account = resource.split(":")[4] if resource != "*" else ""
@@ -96,9 +98,9 @@ def _context(given: Mapping[str, str | list[str]], caller: Caller) -> dict[str, 
         context[key.lower()] = values
     # The encryption context keys keep their case: StringEquals on
     # kms:EncryptionContextKeys is case-sensitive (conditions-kms.html).
-    ec_keys = tuple(k[len(_EC_PREFIX):] for k in given if k.lower().startswith(_EC_PREFIX))
-    for key, value in _derived(caller, ec_keys).items():
-        context.setdefault(key, value)
+    ec_keys = tuple(k[len(_EC_PREFIX) :] for k in given if k.lower().startswith(_EC_PREFIX))
+    for derived_key, derived in _derived(caller, ec_keys).items():
+        context.setdefault(derived_key, derived)
     return context
 
 

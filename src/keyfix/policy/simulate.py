@@ -18,7 +18,7 @@ from keyfix.policy.evaluate import evaluate
 from keyfix.policy.grant import Grant
 from keyfix.policy.policy import Policy
 from keyfix.policy.policy_set import PolicySet
-from keyfix.policy.request import Request
+from keyfix.policy.request import Request, resolve_request
 
 _ACCOUNT = re.compile(r"^[0-9]{12}$")
 
@@ -96,6 +96,7 @@ def load(doc: dict[str, Any]) -> tuple[Request, PolicySet]:
     if "request" not in doc:
         raise PolicyError("request", "is required")
     request = _load_request(doc["request"])
+    resolve_request(request)  # the principal, action and resource account, checked now
     policies = PolicySet(
         resource_policy=_policy_or_none(doc, "resource_policy"),
         identity_policies=_policies(doc, "identity_policies"),

@@ -16,7 +16,7 @@ from typing import Any
 
 from keyfix.policy.conditions import Condition, parse_condition_block
 from keyfix.policy.errors import PolicyError
-from keyfix.policy.patterns import Context, Pattern, VariableError
+from keyfix.policy.patterns import Context, Pattern, PatternSet, VariableError
 from keyfix.policy.principals import Caller, PrincipalEntry, parse_entry
 
 _ELEMENTS = frozenset(
@@ -32,9 +32,9 @@ class Statement:
     effect: str  # "Allow" | "Deny"
     principals: tuple[PrincipalEntry, ...] | None  # None: no Principal element
     not_principals: tuple[PrincipalEntry, ...] | None
-    actions: tuple[Pattern, ...]
+    actions: PatternSet
     not_action: bool
-    resources: tuple[Pattern, ...]
+    resources: PatternSet
     not_resource: bool
     conditions: tuple[Condition, ...]
     principal_is_star: bool = False  # Principal: "*" or {"AWS": "*"} only
@@ -59,12 +59,10 @@ class Statement:
         return frozenset({"wildcard"})
 
     def action_matches(self, action: str, context: Context) -> bool:
-        hit = any(p.matches(action, context) for p in self.actions)
-        return hit != self.not_action
+        return self.actions.matches(action, context) != self.not_action
 
     def resource_matches(self, resource: str, context: Context) -> bool:
-        hit = any(p.matches(resource, context) for p in self.resources)
-        return hit != self.not_resource
+        return self.resources.matches(resource, context) != self.not_resource
 
     def conditions_hold(self, context: Context) -> bool:
         return all(c.evaluate(context) for c in self.conditions)
@@ -80,7 +78,7 @@ def _strings(value: Any, place: str) -> list[str]:
     return items
 
 
-def _parse_actions(value: Any, place: str) -> tuple[Pattern, ...]:
+def _parse_actions(value: Any, place: str) -> PatternSet:
     out = []
     for text in _strings(value, place):
         if text != "*":
@@ -88,19 +86,19 @@ def _parse_actions(value: Any, place: str) -> tuple[Pattern, ...]:
             if not sep or not prefix or not name or "*" in prefix or "?" in prefix:
                 raise PolicyError(place, f"{text!r} is not an action (want service:Action or *)")
         out.append(Pattern.compile(text, ignore_case=True))
-    return tuple(out)
+    return PatternSet(tuple(out))
 
 
-def _parse_resources(value: Any, place: str, variables: bool) -> tuple[Pattern, ...]:
+def _parse_resources(value: Any, place: str, variables: bool) -> PatternSet:
     out = []
     for text in _strings(value, place):
         if text != "*" and not (text.startswith("arn:") and text.count(":") >= 5):
-            raise PolicyError(place, f"{text!r} must be an ARN or \"*\"")
+            raise PolicyError(place, f'{text!r} must be an ARN or "*"')
         try:
             out.append(Pattern.compile(text, variables=variables, arn=True))
         except VariableError as err:
             raise PolicyError(place, str(err)) from None
-    return tuple(out)
+    return PatternSet(tuple(out))
 
 
 def _parse_principal(value: Any, place: str) -> tuple[tuple[PrincipalEntry, ...], bool]:

@@ -157,6 +157,15 @@ def _kms_access_denied(incident: Incident, gw: AwsGateway, s: Situation) -> None
         if action == "kms:CreateGrant":
             # An AWS service integrated with KMS created the grant on the caller's behalf.
             context["kms:GrantIsForAWSResource"] = "true"
+    if action == "kms:CreateGrant":
+        # https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-grantee-principal
+        # and #conditions-kms-grant-operations
+        grantee = incident.grantee_principal
+        operations = incident.grant_operations
+        if grantee:
+            context["kms:GranteePrincipal"] = grantee
+        if operations:
+            context["kms:GrantOperations"] = sorted(operations)
     if action in CRYPTO_OPERATIONS and incident.encryption_context:
         for name, value in incident.encryption_context.items():
             context[f"kms:EncryptionContext:{name}"] = value
@@ -188,6 +197,11 @@ def _via_service(incident: Incident) -> str | None:
     """
     region = incident.region
     if "aws:ebs:id" in incident.encryption_context:
+        return via_service("ec2", region)
+    # EC2 makes its grants to the instance's infrastructure principal
+    # ("<account>:aws:ec2-infrastructure:<instance-id>",
+    # https://docs.aws.amazon.com/kms/latest/developerguide/ct-ec2two.html).
+    if ":aws:ec2-infrastructure:" in (incident.grantee_principal or ""):
         return via_service("ec2", region)
     invoked_by = incident.caller.invoked_by if incident.caller else None
     if invoked_by and invoked_by.endswith((".amazonaws.com", ".amazonaws.com.cn")):

@@ -169,6 +169,7 @@ def plan_launch_keys(
     launch's own (`overrides`: launch template / launch configuration / RunInstances
     BlockDeviceMappings; same device name overrides the AMI's, NoDevice suppresses it,
     https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/block-device-mapping-concepts.html)."""
+    image_owner = (image or {}).get("OwnerId")
     devices: dict[str, dict[str, Any]] = {}
     for mapping in (image or {}).get("BlockDeviceMappings", []):
         if "Ebs" in mapping:
@@ -210,7 +211,7 @@ def plan_launch_keys(
         else:
             src_encrypted = bool(ami.get("Encrypted")) if snap_id else False
             src_key = None
-            owned = True
+            owned = image_owner in (None, account)  # a shared AMI's snapshots are not ours
             if snap_id and src_encrypted:
                 notes.append(f"{device}: snapshot {snap_id} is encrypted but its key could not be read")
         if launch.get("KmsKeyId"):
@@ -218,6 +219,7 @@ def plan_launch_keys(
             if not _truthy(launch.get("Encrypted")):
                 notes.append(f"{device}: KmsKeyId given without Encrypted=true; the launch is rejected")
         elif src_encrypted:
+            # Owned: the snapshot's key (None when it could not be read, noted above).
             target = src_key if owned else DEFAULT_KEY
         elif _truthy(launch.get("Encrypted")):
             target = DEFAULT_KEY

@@ -10,8 +10,8 @@ Everything the resolver reads goes through an `AwsGateway`:
   (https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html), so the
   gateway does nothing special for moto or LocalStack;
 * every API call made through a client is appended to `calls` as (service, operation),
-  from botocore's `before-call` event
-  (https://boto3.amazonaws.com/v1/documentation/api/latest/guide/events.html), so tests can
+  from botocore's `before-parameter-build` event, emitted once per call just before
+  `before-call` (https://boto3.amazonaws.com/v1/documentation/api/latest/guide/events.html), so tests can
   count exactly what a decision cost;
 * `read()` memoises results (and AWS errors) for the life of the gateway, i.e. one
   invocation: a key described twice is read once;
@@ -135,6 +135,11 @@ class AwsGateway:
     def default_region(self) -> str | None:
         return self.region or self.session.region_name
 
+    @property
+    def created_clients(self) -> list[tuple[str, str | None, str | None]]:
+        """(service, account or None for this account, region) of every client created so far."""
+        return list(self._clients)
+
     def can_reach(self, account: str | None) -> bool:
         """Whether calls can be made *as* `account` (this account, or through the role)."""
         return account is None or account == self.account or bool(self.cross_account_role)
@@ -161,9 +166,9 @@ class AwsGateway:
             config=Config(retries={"mode": "standard", "max_attempts": self.max_attempts}),
         )
         events = client.meta.events
-        # register_first: the log must see every call, even one a later handler answers
-        # (botocore lets a before-call handler short-circuit the request).
-        events.register_first("before-call", self._record)
+        # Logged at before-parameter-build: emitted for every call, before any before-call
+        # handler can answer (short-circuit) the request.
+        events.register_first("before-parameter-build", self._record)
         if self.tracer is not None:
             events.register_first("before-call", self._begin_subsegment)
             events.register_last("after-call", self._end_subsegment)
@@ -174,6 +179,8 @@ class AwsGateway:
         """A session with credentials of `cross_account_role` in `account` (STS AssumeRole,
         https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html)."""
         found = self._sessions.get(account)
+        if isinstance(found, AwsError):
+            raise found  # AssumeRole failed once in this invocation: do not ask again
         if found is not None:
             return found
         if not self.cross_account_role:
@@ -190,9 +197,13 @@ class AwsGateway:
             role_arn = role
         else:
             role_arn = f"arn:{partition_of(region)}:iam::{account}:role/{role}"
-        creds = self.call("sts", "AssumeRole", region=region, RoleArn=role_arn, RoleSessionName="keyfix")[
-            "Credentials"
-        ]
+        try:
+            creds = self.call("sts", "AssumeRole", region=region, RoleArn=role_arn, RoleSessionName="keyfix")[
+                "Credentials"
+            ]
+        except AwsError as err:
+            self._sessions[account] = err
+            raise
         import boto3  # lazy
 
         # A fresh session: handlers registered on the base session (test hooks, header

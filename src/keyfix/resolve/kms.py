@@ -15,9 +15,11 @@ Reads, in order, and only what the diagnosis needs:
 4. ListResourceTags (https://docs.aws.amazon.com/kms/latest/APIReference/API_ListResourceTags.html):
    same account only; the tags carry `keyfix:auto-remediate`.
 
-AWS managed keys (KeyManager AWS, e.g. aws/ebs) get DescribeKey only: their policy is
-AWS's, lets every principal of the account use the key through the integrated service, and
-is never edited by keyfix; an AWS managed key of another account cannot be used at all
+AWS managed keys (KeyManager AWS, e.g. aws/ebs): DescribeKey, and in this account the key
+policy (AWS writes it: for aws/ebs it lets every principal of the account use the key
+through EC2, with kms:ViaService and kms:CallerAccount conditions; the decision needs it to
+say "nothing is missing"). Grants and tags are not read: keyfix never writes to such a key.
+An AWS managed key of another account cannot be used at all
 (https://docs.aws.amazon.com/kms/latest/developerguide/concepts.html#aws-managed-cmk).
 
 Never raises for AWS errors: NotFoundException -> exists=False; a denied read -> that
@@ -39,7 +41,8 @@ CROSS_ACCOUNT_POLICY_REASON = (
 CROSS_ACCOUNT_TAGS_REASON = (
     "kms:ListResourceTags: the key is in account {account}; tags can only be listed in the key's own account"
 )
-AWS_MANAGED_REASON = "not read: AWS managed key (its key policy is fixed by AWS and never edited by keyfix)"
+AWS_MANAGED_GRANTS_REASON = "kms:ListGrants not read: AWS managed key (never changed by keyfix)"
+AWS_MANAGED_TAGS_REASON = "kms:ListResourceTags not read: AWS managed key (never changed by keyfix)"
 
 
 def read_key(gw: AwsGateway, key_ref: str, region: str) -> KeyFacts:
@@ -76,17 +79,6 @@ def _read_key(gw: AwsGateway, key_ref: str, region: str) -> KeyFacts:
     account = meta.get("AWSAccountId") or (parse_arn(arn).account if parse_arn(arn) else account)
     state = meta.get("KeyState")
     manager = meta.get("KeyManager")
-    if manager == "AWS":
-        return KeyFacts(
-            arn=arn,
-            account=account,
-            region=region,
-            state=state,
-            manager=manager,
-            aliases=aliases,
-            unreadable=(AWS_MANAGED_REASON,),
-        )
-
     unreadable: list[str] = []
     # In another account, act as that account only when a role there is configured.
     own = account == home
@@ -105,6 +97,18 @@ def _read_key(gw: AwsGateway, key_ref: str, region: str) -> KeyFacts:
             unreadable.append(err.reason())
         except ValueError as err:  # not JSON: AWS never does this, but never raise
             unreadable.append(f"kms:GetKeyPolicy returned a policy that is not JSON: {err}")
+
+    if manager == "AWS":
+        return KeyFacts(
+            arn=arn,
+            account=account,
+            region=region,
+            state=state,
+            manager=manager,
+            policy=policy,
+            aliases=aliases,
+            unreadable=(*unreadable, AWS_MANAGED_GRANTS_REASON, AWS_MANAGED_TAGS_REASON),
+        )
 
     grants = None
     try:

@@ -15,13 +15,33 @@ from typing import Any
 ACCOUNT_HEADER = "x-moto-account-id"
 
 
-def session(account: str, region: str = "us-east-1") -> Any:
-    """A boto3 Session whose clients act in `account` (in-process mock_aws or a moto server)."""
-    import boto3
+_loader: Any = None
 
+
+def _shared_loader() -> Any:
+    """One botocore data loader for every session made here: loading the service models
+    again for each new session is most of what a fresh session costs."""
+    global _loader
+    if _loader is None:
+        from botocore.loaders import create_loader
+
+        _loader = create_loader()
+    return _loader
+
+
+def session(account: str, region: str = "us-east-1") -> Any:
+    """A new boto3 Session whose clients act in `account` (in-process mock_aws or a moto server)."""
+    import boto3
+    import botocore.session
+
+    core = botocore.session.Session()
+    loader = _shared_loader()
+    core.register_component("data_loader", loader)
     sess = boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region, botocore_session=core
     )
+    # boto3 appends its own data path to the loader of every session it wraps.
+    loader.search_paths[:] = list(dict.fromkeys(loader.search_paths))
 
     def add_account_header(request: Any, **_: Any) -> None:
         request.headers[ACCOUNT_HEADER] = account

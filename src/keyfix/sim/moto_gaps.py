@@ -15,7 +15,7 @@ the same in-process (`mock_aws`) and in a `ThreadedMotoServer` in this process.
 | DescribeScalingActivities always returns [] | `_describe_scaling_activities` + `record_scaling_activity` | DescribeScalingActivities |
 | CreateAutoScalingGroup never creates AWSServiceRoleForAutoScaling and ignores ServiceLinkedRoleARN | `_create_auto_scaling_group` | autoscaling-service-linked-role |
 | CreateServiceLinkedRole(spot.amazonaws.com) names the role AWSServiceRoleForspot | SERVICE_NAME_CONVERSION entry | CreateServiceLinkedRole |
-| AWS managed keys (alias/aws/*) report KeyManager CUSTOMER | `_create_alias` | DescribeKey |
+| AWS managed keys (alias/aws/*) report KeyManager CUSTOMER; aws/ebs has the default policy | `_create_alias` | DescribeKey, GetKeyPolicy |
 | KMS ignores the account in a key ARN: DescribeKey/ListGrants/CreateGrant... on another account's key say NotFound | `_kms_backend` | KMS cross-account use |
 | CloudTrail LookupEvents not implemented | `_lookup_events` + `record_cloudtrail_event` | LookupEvents |
 
@@ -34,7 +34,7 @@ import contextvars
 import fnmatch
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -425,14 +425,56 @@ def ensure_service_linked_role(account: str, service: str, *, region: str = "us-
 # KMS
 
 
+def aws_ebs_key_policy(account: str, region: str) -> dict[str, Any]:
+    """The key policy AWS gives the AWS managed key aws/ebs (GetKeyPolicy, Id "auto-ebs-2"):
+    every principal of the account may use the key through EC2; the account may read its
+    metadata. AWS managed key policies are AWS's and can be viewed, not changed
+    (https://docs.aws.amazon.com/kms/latest/developerguide/concepts.html#aws-managed-cmk)."""
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return {
+        "Version": "2012-10-17",
+        "Id": "auto-ebs-2",
+        "Statement": [
+            {
+                "Sid": "Allow access through EBS for all principals in the account that are authorized to use EBS",
+                "Effect": "Allow",
+                "Principal": {"AWS": "*"},
+                "Action": [
+                    "kms:Encrypt",
+                    "kms:Decrypt",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:CreateGrant",
+                    "kms:DescribeKey",
+                ],
+                "Resource": "*",
+                "Condition": {
+                    "StringEquals": {"kms:CallerAccount": account, "kms:ViaService": f"ec2.{region}.{suffix}"}
+                },
+            },
+            {
+                "Sid": "Allow direct access to key metadata to the account",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                "Action": ["kms:Describe*", "kms:Get*", "kms:List*", "kms:RevokeGrant"],
+                "Resource": "*",
+            },
+        ],
+    }
+
+
 def _wrap_create_alias(original: Any) -> Any:
     """Keys behind alias/aws/* are AWS managed keys: DescribeKey says KeyManager AWS
-    (https://docs.aws.amazon.com/kms/latest/APIReference/API_KeyMetadata.html)."""
+    (https://docs.aws.amazon.com/kms/latest/APIReference/API_KeyMetadata.html); aws/ebs
+    carries AWS's key policy for it."""
 
     def create_alias(self: Any, target_key_id: str, alias_name: str) -> Any:
         alias = original(self, target_key_id, alias_name)
         if alias_name.startswith("alias/aws/"):
-            self.keys[self.get_key_id(target_key_id)].key_manager = "AWS"
+            key = self.keys[self.get_key_id(target_key_id)]
+            key.key_manager = "AWS"
+            if alias_name == "alias/aws/ebs":
+                key.policy = json.dumps(aws_ebs_key_policy(self.account_id, self.region_name))
         return alias
 
     return create_alias
@@ -473,7 +515,8 @@ def _wrap_kms_backend(original_getter: Any) -> Any:
 
 
 def _authorize_cross_account(key: Any, action: str, caller_account: str) -> None:
-    from moto.kms.exceptions import AccessDeniedException
+    # moto's kms AccessDeniedException drops its message; JsonRESTError keeps it.
+    from moto.core.exceptions import JsonRESTError
 
     try:
         policy = json.loads(key.policy or "{}")
@@ -491,7 +534,8 @@ def _authorize_cross_account(key: Any, action: str, caller_account: str) -> None
         if statement.get("Effect") == "Allow":
             allowed = True
     if not allowed:
-        raise AccessDeniedException(
+        raise JsonRESTError(
+            "AccessDeniedException",
             f"User: arn:aws:iam::{caller_account}:root is not authorized to perform: kms:{action} on resource: "
             f"{key.arn} because no resource-based policy allows the kms:{action} action"
         )
@@ -558,7 +602,7 @@ def record_cloudtrail_event(
     *,
     account: str,
     region: str,
-    resources: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    resources: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     """Store one CloudTrail record (the `CloudTrailEvent` document) in the event history of
     `account`/`region`, with the LookupEvents summary fields derived from it."""

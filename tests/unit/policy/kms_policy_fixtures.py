@@ -36,7 +36,9 @@ def root(account: str) -> str:
 def stmt(effect: str = "Allow", action: Any = "kms:*", resource: Any = "*", **extra: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {"Effect": effect, "Action": action, "Resource": resource}
     for name, value in extra.items():
-        doc[{"sid": "Sid", "principal": "Principal", "not_principal": "NotPrincipal", "condition": "Condition"}[name]] = value
+        doc[
+            {"sid": "Sid", "principal": "Principal", "not_principal": "NotPrincipal", "condition": "Condition"}[name]
+        ] = value
     return doc
 
 
@@ -46,7 +48,13 @@ def policy_doc(*statements: dict[str, Any]) -> dict[str, Any]:
 
 # https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html#key-policy-default-allow-root-enable-iam
 def enable_iam(account: str = KEY_ACCOUNT) -> dict[str, Any]:
-    return {"Sid": "Enable IAM policies", "Effect": "Allow", "Principal": {"AWS": root(account)}, "Action": "kms:*", "Resource": "*"}
+    return {
+        "Sid": "Enable IAM policies",
+        "Effect": "Allow",
+        "Principal": {"AWS": root(account)},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
 
 
 # Seeds 000/001, case A1: the two statements for the Auto Scaling service-linked role.
@@ -114,10 +122,14 @@ def policies(
         resource_policy=Policy.parse(key_policy, "resource_policy") if key_policy is not None else None,
         identity_policies=tuple(Policy.parse(d, f"identity_policies[{i}]") for i, d in enumerate(identity)),
         permission_boundaries=tuple(Policy.parse(d, f"permission_boundaries[{i}]") for i, d in enumerate(boundaries)),
-        scps=None if scps is None else tuple(
+        scps=None
+        if scps is None
+        else tuple(
             tuple(Policy.parse(d, f"scps[{i}][{j}]") for j, d in enumerate(level)) for i, level in enumerate(scps)
         ),
-        rcps=None if rcps is None else tuple(
+        rcps=None
+        if rcps is None
+        else tuple(
             tuple(Policy.parse(d, f"rcps[{i}][{j}]") for j, d in enumerate(level)) for i, level in enumerate(rcps)
         ),
         session_policy=Policy.parse(session, "session_policy") if session is not None else None,

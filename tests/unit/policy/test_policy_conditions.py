@@ -35,7 +35,9 @@ def test_string_equals_principal_tag_example():
 
 def test_string_equals_ignore_case_and_not_equals():
     assert holds({"StringEqualsIgnoreCase": {"aws:PrincipalTag/team": "Blue"}}, {"aws:PrincipalTag/team": "BLUE"})
-    assert not holds({"StringNotEqualsIgnoreCase": {"aws:PrincipalTag/team": "Blue"}}, {"aws:PrincipalTag/team": "bLUE"})
+    assert not holds(
+        {"StringNotEqualsIgnoreCase": {"aws:PrincipalTag/team": "Blue"}}, {"aws:PrincipalTag/team": "bLUE"}
+    )
     assert holds({"StringNotEquals": {"aws:PrincipalTag/team": "Blue"}}, {"aws:PrincipalTag/team": "BLUE"})
 
 
@@ -43,7 +45,10 @@ def test_string_like_wildcards():
     cond = {"StringLike": {"kms:ViaService": "ec2.*.amazonaws.com"}}
     assert holds(cond, {"kms:ViaService": "ec2.us-west-2.amazonaws.com"})
     assert not holds(cond, {"kms:ViaService": "rds.us-west-2.amazonaws.com"})
-    assert holds({"StringLike": {"kms:ViaService": "ec2.us-west-?.amazonaws.com"}}, {"kms:ViaService": "ec2.us-west-1.amazonaws.com"})
+    assert holds(
+        {"StringLike": {"kms:ViaService": "ec2.us-west-?.amazonaws.com"}},
+        {"kms:ViaService": "ec2.us-west-1.amazonaws.com"},
+    )
     assert not holds({"StringNotLike": {"kms:ViaService": "ec2.*"}}, {"kms:ViaService": "ec2.us-west-1.amazonaws.com"})
 
 
@@ -53,14 +58,20 @@ def test_string_equals_takes_wildcards_literally():
 
 
 def test_condition_key_names_are_case_insensitive():
-    assert holds({"StringEquals": {"KMS:VIASERVICE": "ec2.us-west-2.amazonaws.com"}}, {"kms:ViaService": "ec2.us-west-2.amazonaws.com"})
+    assert holds(
+        {"StringEquals": {"KMS:VIASERVICE": "ec2.us-west-2.amazonaws.com"}},
+        {"kms:ViaService": "ec2.us-west-2.amazonaws.com"},
+    )
 
 
 def test_multiple_values_are_ored_keys_and_operators_anded():
     # The multi-value-conditions example: department in (finance, hr, legal) AND role in
     # (audit, security) AND the account.
     cond = {
-        "StringEqualsIgnoreCase": {"aws:PrincipalTag/department": ["finance", "hr", "legal"], "aws:PrincipalTag/role": ["audit", "security"]},
+        "StringEqualsIgnoreCase": {
+            "aws:PrincipalTag/department": ["finance", "hr", "legal"],
+            "aws:PrincipalTag/role": ["audit", "security"],
+        },
         "StringEquals": {"aws:PrincipalAccount": KEY_ACCOUNT},
     }
     ok = {"aws:PrincipalTag/department": "HR", "aws:PrincipalTag/role": "audit"}
@@ -116,7 +127,9 @@ def test_date_greater_than_token_issue_time_example():
     assert not holds(cond, {"aws:TokenIssueTime": "2019-12-31T23:59:59Z"})
     # Epoch seconds compare with ISO dates.
     assert holds({"DateLessThan": {"aws:CurrentTime": "2030-01-01"}}, {"aws:CurrentTime": "1700000000"})
-    assert holds({"DateEquals": {"aws:CurrentTime": "2020-01-01T00:00:00+00:00"}}, {"aws:CurrentTime": "2020-01-01T00:00:00Z"})
+    assert holds(
+        {"DateEquals": {"aws:CurrentTime": "2020-01-01T00:00:00+00:00"}}, {"aws:CurrentTime": "2020-01-01T00:00:00Z"}
+    )
 
 
 def test_bool_secure_transport_and_json_boolean_values():
@@ -148,7 +161,10 @@ def test_arn_like_matches_segment_by_segment_unlike_string_like():
     value = "arn:aws:someservice:us-east-2:999999999999:store/abc:111122223333:finance/document.txt"
     assert holds({"StringLike": {"aws:SourceArn": pattern}}, {"aws:SourceArn": value})
     assert not holds({"ArnLike": {"aws:SourceArn": pattern}}, {"aws:SourceArn": value})
-    assert holds({"ArnEquals": {"aws:SourceArn": pattern}}, {"aws:SourceArn": "arn:aws:someservice:us-east-2:111122223333:finance/a:b"})
+    assert holds(
+        {"ArnEquals": {"aws:SourceArn": pattern}},
+        {"aws:SourceArn": "arn:aws:someservice:us-east-2:111122223333:finance/a:b"},
+    )
     assert holds({"ArnNotEquals": {"aws:SourceArn": pattern}}, {"aws:SourceArn": value})
 
 
@@ -212,7 +228,10 @@ def test_username_variable_in_resource_and_condition():
     identity = policy_doc(stmt("Allow", "kms:Decrypt", f"arn:aws:kms:us-west-2:{KEY_ACCOUNT}:key/${{aws:username}}"))
     assert decide(ALICE, "kms:Decrypt", key=user_key, key_policy=DELEGATING, identity=(identity,)).decision == "Allowed"
     bob = f"arn:aws:iam::{KEY_ACCOUNT}:user/Bob"
-    assert decide(bob, "kms:Decrypt", key=user_key, key_policy=DELEGATING, identity=(identity,)).decision == "ImplicitlyDenied"
+    assert (
+        decide(bob, "kms:Decrypt", key=user_key, key_policy=DELEGATING, identity=(identity,)).decision
+        == "ImplicitlyDenied"
+    )
     assert holds({"StringEquals": {"aws:PrincipalTag/owner": "${aws:username}"}}, {"aws:PrincipalTag/owner": "Alice"})
 
 

@@ -46,7 +46,10 @@ def test_json_text_is_accepted_and_bad_json_named():
         (policy_doc({**enable_iam(), "Action": ["kms:Decrypt", 5]}), "resource_policy.Statement[0].Action"),
         (policy_doc({**enable_iam(), "Resource": "key/1234"}), "resource_policy.Statement[0].Resource"),
         (policy_doc({**enable_iam(), "Principal": {"IAM": "x"}}), "resource_policy.Statement[0].Principal.IAM"),
-        (policy_doc({**enable_iam(), "Principal": {"AWS": "arn:aws:iam::111122223333:role/*"}}), "resource_policy.Statement[0].Principal.AWS"),
+        (
+            policy_doc({**enable_iam(), "Principal": {"AWS": "arn:aws:iam::111122223333:role/*"}}),
+            "resource_policy.Statement[0].Principal.AWS",
+        ),
         (policy_doc({**enable_iam(), "Principal": {"AWS": "bob"}}), "resource_policy.Statement[0].Principal.AWS"),
         (policy_doc({**enable_iam(), "Principal": "everyone"}), "resource_policy.Statement[0].Principal"),
         (policy_doc({**enable_iam(), "NotPrincipal": {"AWS": ALICE}}), "resource_policy.Statement[0]"),
@@ -94,7 +97,10 @@ def test_operator_names_and_set_operators_are_read_case_insensitively():
     "kwargs, place",
     [
         ({"identity_policies": [policy_doc(stmt(principal="*"))]}, "identity_policies[0].Statement[0].Principal"),
-        ({"permission_boundaries": [policy_doc(stmt(not_principal={"AWS": ALICE}))]}, "permission_boundaries[0].Statement[0].NotPrincipal"),
+        (
+            {"permission_boundaries": [policy_doc(stmt(not_principal={"AWS": ALICE}))]},
+            "permission_boundaries[0].Statement[0].NotPrincipal",
+        ),
         ({"scps": [[policy_doc(stmt(principal="*"))]]}, "scps[0][0].Statement[0].Principal"),
         ({"rcps": [[policy_doc(stmt())]]}, "rcps[0][0].Statement[0].Principal"),
         ({"rcps": [[policy_doc(stmt(principal={"AWS": ALICE}))]]}, "rcps[0][0].Statement[0].Principal"),
@@ -128,8 +134,18 @@ def test_rcp_with_principal_star_is_accepted():
         ({"GranteePrincipal": ALICE}, "grants[0].Operations"),
         ({"GranteePrincipal": ALICE, "Operations": ["Decrypt", "ScheduleKeyDeletion"]}, "grants[0].Operations[1]"),
         ({"GranteePrincipal": ALICE, "Operations": ["Decrypt"], "Grantee": "x"}, "grants[0].Grantee"),
-        ({"GranteePrincipal": ALICE, "Operations": ["Decrypt"], "Constraints": {"EncryptionContextLike": {}}}, "grants[0].Constraints.EncryptionContextLike"),
-        ({"GranteePrincipal": ALICE, "Operations": ["Decrypt"], "Constraints": {"EncryptionContextEquals": {"a": 1}}}, "grants[0].Constraints.EncryptionContextEquals"),
+        (
+            {"GranteePrincipal": ALICE, "Operations": ["Decrypt"], "Constraints": {"EncryptionContextLike": {}}},
+            "grants[0].Constraints.EncryptionContextLike",
+        ),
+        (
+            {
+                "GranteePrincipal": ALICE,
+                "Operations": ["Decrypt"],
+                "Constraints": {"EncryptionContextEquals": {"a": 1}},
+            },
+            "grants[0].Constraints.EncryptionContextEquals",
+        ),
         ({"GranteePrincipal": "nobody", "Operations": ["Decrypt"]}, "grants[0].GranteePrincipal"),
         ({"GranteePrincipal": ALICE, "Operations": ["Decrypt"], "GrantId": 5}, "grants[0].GrantId"),
     ],
@@ -143,10 +159,13 @@ def test_malformed_grants_name_the_place(entry, place):
 def test_a_full_list_grants_entry_is_read():
     # The ListGrants output in create-grant-overview.html.
     entry = {
-        "Name": "", "IssuingAccount": "arn:aws:iam::111122223333:root",
-        "GrantId": "abcde1237f76e4ba7987489ac329fbfba6ad343d6f7075dbd1ef191f0120514a", "Operations": ["Decrypt"],
+        "Name": "",
+        "IssuingAccount": "arn:aws:iam::111122223333:root",
+        "GrantId": "abcde1237f76e4ba7987489ac329fbfba6ad343d6f7075dbd1ef191f0120514a",
+        "Operations": ["Decrypt"],
         "GranteePrincipal": "arn:aws:iam::111122223333:user/exampleUser",
-        "Constraints": {"EncryptionContextEquals": {"Department": "IT"}}, "CreationDate": 1568565290.0,
+        "Constraints": {"EncryptionContextEquals": {"Department": "IT"}},
+        "CreationDate": 1568565290.0,
         "KeyId": "arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
         "RetiringPrincipal": "arn:aws:iam::111122223333:role/adminRole",
     }

@@ -12,7 +12,13 @@ NO_DELEGATION = policy_doc(stmt("Allow", "kms:*", principal={"AWS": f"arn:aws:ia
 
 
 def grant(grantee=EXAMPLE_USER, operations=("Decrypt",), constraints=None, **extra):
-    return {"GrantId": "g-1", "GranteePrincipal": grantee, "Operations": list(operations), "Constraints": constraints, **extra}
+    return {
+        "GrantId": "g-1",
+        "GranteePrincipal": grantee,
+        "Operations": list(operations),
+        "Constraints": constraints,
+        **extra,
+    }
 
 
 def by_grant(principal, action, context=None, key=KEY, **kwargs):
@@ -28,7 +34,10 @@ def test_grant_allows_its_operations_to_the_grantee_without_any_policy():
 
 def test_encryption_context_equals_requires_the_exact_context():
     equals = {"EncryptionContextEquals": {"Department": "IT"}}
-    assert by_grant(EXAMPLE_USER, "kms:Decrypt", {"kms:EncryptionContext:Department": "IT"}, constraints=equals) == "Allowed"
+    assert (
+        by_grant(EXAMPLE_USER, "kms:Decrypt", {"kms:EncryptionContext:Department": "IT"}, constraints=equals)
+        == "Allowed"
+    )
     extra = {"kms:EncryptionContext:Department": "IT", "kms:EncryptionContext:Purpose": "Test"}
     assert by_grant(EXAMPLE_USER, "kms:Decrypt", extra, constraints=equals) == "ImplicitlyDenied"
     assert by_grant(EXAMPLE_USER, "kms:Decrypt", {}, constraints=equals) == "ImplicitlyDenied"
@@ -38,14 +47,23 @@ def test_encryption_context_subset_accepts_additional_pairs():
     subset = {"EncryptionContextSubset": {"Department": "IT"}}
     extra = {"kms:EncryptionContext:Department": "IT", "kms:EncryptionContext:Purpose": "Test"}
     assert by_grant(EXAMPLE_USER, "kms:Decrypt", extra, constraints=subset) == "Allowed"
-    assert by_grant(EXAMPLE_USER, "kms:Decrypt", {"kms:EncryptionContext:Purpose": "Test"}, constraints=subset) == "ImplicitlyDenied"
+    assert (
+        by_grant(EXAMPLE_USER, "kms:Decrypt", {"kms:EncryptionContext:Purpose": "Test"}, constraints=subset)
+        == "ImplicitlyDenied"
+    )
 
 
 def test_constraint_keys_ignore_case_values_do_not():
     # API_GrantConstraints: "the key in each key-value pair is not case sensitive, but the value is".
     equals = {"EncryptionContextEquals": {"Department": "IT"}}
-    assert by_grant(EXAMPLE_USER, "kms:Decrypt", {"kms:EncryptionContext:DEPARTMENT": "IT"}, constraints=equals) == "Allowed"
-    assert by_grant(EXAMPLE_USER, "kms:Decrypt", {"kms:EncryptionContext:Department": "it"}, constraints=equals) == "ImplicitlyDenied"
+    assert (
+        by_grant(EXAMPLE_USER, "kms:Decrypt", {"kms:EncryptionContext:DEPARTMENT": "IT"}, constraints=equals)
+        == "Allowed"
+    )
+    assert (
+        by_grant(EXAMPLE_USER, "kms:Decrypt", {"kms:EncryptionContext:Department": "it"}, constraints=equals)
+        == "ImplicitlyDenied"
+    )
 
 
 def test_encryption_context_constraints_are_not_applied_to_describe_key_and_retire_grant():
@@ -72,9 +90,20 @@ def test_grant_to_a_role_covers_its_sessions():
 
 def test_grant_to_a_service_principal():
     # The DynamoDB grant of create-grant-overview.html (GranteePrincipal is the service).
-    g = grant(grantee="dynamodb.us-west-2.amazonaws.com", operations=("Decrypt", "Encrypt", "DescribeKey"),
-              constraints={"EncryptionContextSubset": {"aws:dynamodb:tableName": "Services", "aws:dynamodb:subscriberId": "111122223333"}})
-    ctx = {"kms:EncryptionContext:aws:dynamodb:tableName": "Services", "kms:EncryptionContext:aws:dynamodb:subscriberId": "111122223333"}
+    g = grant(
+        grantee="dynamodb.us-west-2.amazonaws.com",
+        operations=("Decrypt", "Encrypt", "DescribeKey"),
+        constraints={
+            "EncryptionContextSubset": {
+                "aws:dynamodb:tableName": "Services",
+                "aws:dynamodb:subscriberId": "111122223333",
+            }
+        },
+    )
+    ctx = {
+        "kms:EncryptionContext:aws:dynamodb:tableName": "Services",
+        "kms:EncryptionContext:aws:dynamodb:subscriberId": "111122223333",
+    }
     assert by_grant("dynamodb.us-west-2.amazonaws.com", "kms:Decrypt", ctx, grants=(g,)) == "Allowed"
     assert by_grant("dynamodb.us-west-2.amazonaws.com", "kms:Decrypt", {}, grants=(g,)) == "ImplicitlyDenied"
     assert by_grant("s3.amazonaws.com", "kms:Decrypt", ctx, grants=(g,)) == "ImplicitlyDenied"

@@ -1,7 +1,20 @@
 """Action, Resource and Principal matching, and the request keys derived from the principal."""
 
 import pytest
-from kms_policy_fixtures import ALICE, KEY, KEY_ACCOUNT, OTHER_ACCOUNT, V, decide, enable_iam, policy_doc, root, slr, slr_session, stmt
+from kms_policy_fixtures import (
+    ALICE,
+    KEY,
+    KEY_ACCOUNT,
+    OTHER_ACCOUNT,
+    V,
+    decide,
+    enable_iam,
+    policy_doc,
+    root,
+    slr,
+    slr_session,
+    stmt,
+)
 
 from keyfix.policy import PolicyError, Request
 from keyfix.policy.request import resolve_request
@@ -10,7 +23,9 @@ DELEGATING = policy_doc(enable_iam())
 
 
 def _identity_decision(statement, action="kms:Decrypt", key=KEY, context=None, principal=ALICE):
-    return decide(principal, action, key=key, context=context, key_policy=DELEGATING, identity=(policy_doc(statement),)).decision
+    return decide(
+        principal, action, key=key, context=context, key_policy=DELEGATING, identity=(policy_doc(statement),)
+    ).decision
 
 
 # --- Action ---------------------------------------------------------------------------
@@ -18,7 +33,9 @@ def _identity_decision(statement, action="kms:Decrypt", key=KEY, context=None, p
 # "The prefix and the action name are case insensitive."
 
 
-@pytest.mark.parametrize("pattern", ["kms:Decrypt", "KMS:decrypt", "kms:*", "kms:De*", "kms:Decr?pt", "*", "kms:*crypt"])
+@pytest.mark.parametrize(
+    "pattern", ["kms:Decrypt", "KMS:decrypt", "kms:*", "kms:De*", "kms:Decr?pt", "*", "kms:*crypt"]
+)
 def test_action_patterns_that_match_decrypt(pattern):
     assert _identity_decision(stmt("Allow", pattern, KEY)) == "Allowed"
 
@@ -44,7 +61,10 @@ def test_not_action_allows_everything_else():
 
 
 def test_resource_is_case_sensitive():
-    assert _identity_decision(stmt("Allow", "kms:Decrypt", KEY.upper().replace("ARN:AWS:KMS", "arn:aws:kms"))) == "ImplicitlyDenied"
+    assert (
+        _identity_decision(stmt("Allow", "kms:Decrypt", KEY.upper().replace("ARN:AWS:KMS", "arn:aws:kms")))
+        == "ImplicitlyDenied"
+    )
 
 
 @pytest.mark.parametrize(
@@ -82,7 +102,9 @@ def _key_policy_decision(principal_element, caller, action="kms:Decrypt"):
 def test_account_id_and_account_arn_both_delegate_to_the_account(element):
     # "The account ARN and the shortened account ID behave the same way."
     assert _key_policy_decision(element, ALICE) == "Allowed"
-    assert decide(ALICE, "kms:Decrypt", key_policy=policy_doc(stmt("Allow", "kms:Decrypt", principal=element))).missing == ["identity_policy"]
+    assert decide(
+        ALICE, "kms:Decrypt", key_policy=policy_doc(stmt("Allow", "kms:Decrypt", principal=element))
+    ).missing == ["identity_policy"]
 
 
 def test_role_arn_with_path_covers_sessions_of_that_role():
@@ -122,7 +144,9 @@ def test_not_principal_deny_spares_only_the_listed_principals():
 
 
 def test_not_principal_allow_covers_everyone_but_the_listed():
-    key_policy = policy_doc({"Effect": "Allow", "NotPrincipal": {"AWS": ALICE}, "Action": "kms:Decrypt", "Resource": "*"})
+    key_policy = policy_doc(
+        {"Effect": "Allow", "NotPrincipal": {"AWS": ALICE}, "Action": "kms:Decrypt", "Resource": "*"}
+    )
     assert decide(ALICE, "kms:Decrypt", key_policy=key_policy).decision == "ImplicitlyDenied"
     assert decide(f"arn:aws:iam::{KEY_ACCOUNT}:user/Bob", "kms:Decrypt", key_policy=key_policy).decision == "Allowed"
 
@@ -182,6 +206,47 @@ def test_encryption_context_keys_are_derived_with_their_case():
 
 def test_principal_arn_condition_names_the_role_of_a_session():
     # Seeds: the SLR statement could equally be written with aws:PrincipalArn.
-    key_policy = {"Version": V, "Statement": [stmt("Allow", "kms:Decrypt", principal="*",
-                  condition={"ArnEquals": {"aws:PrincipalArn": slr(KEY_ACCOUNT)}})]}
+    key_policy = {
+        "Version": V,
+        "Statement": [
+            stmt("Allow", "kms:Decrypt", principal="*", condition={"ArnEquals": {"aws:PrincipalArn": slr(KEY_ACCOUNT)}})
+        ],
+    }
     assert decide(slr_session(KEY_ACCOUNT), "kms:Decrypt", key_policy=key_policy).decision == "Allowed"
+
+
+def test_principal_type_and_userid_for_root_and_federated_users():
+    # reference_policies_variables.html#principaltable
+    root_ctx = _context(root(KEY_ACCOUNT))
+    assert root_ctx["aws:principaltype"] == ("Account",)
+    assert root_ctx["aws:userid"] == (KEY_ACCOUNT,)
+    fed = _context(f"arn:aws:sts::{KEY_ACCOUNT}:federated-user/Carlos")
+    assert fed["aws:principaltype"] == ("FederatedUser",)
+    assert fed["aws:userid"] == (f"{KEY_ACCOUNT}:Carlos",)
+
+
+def test_source_account_guards_a_service_principal_statement():
+    # The confused-deputy pattern: a service principal allowed only for one source account
+    # (https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html).
+    key_policy = policy_doc(
+        stmt(
+            "Allow",
+            "kms:GenerateDataKey*",
+            principal={"Service": "cloudtrail.amazonaws.com"},
+            condition={"StringEquals": {"aws:SourceAccount": KEY_ACCOUNT}},
+        )
+    )
+    ours = decide(
+        "cloudtrail.amazonaws.com",
+        "kms:GenerateDataKey",
+        key_policy=key_policy,
+        context={"aws:SourceAccount": KEY_ACCOUNT},
+    )
+    assert ours.decision == "Allowed"
+    theirs = decide(
+        "cloudtrail.amazonaws.com",
+        "kms:GenerateDataKey",
+        key_policy=key_policy,
+        context={"aws:SourceAccount": OTHER_ACCOUNT},
+    )
+    assert (theirs.decision, theirs.missing) == ("ImplicitlyDenied", ["resource_policy"])
