@@ -31,10 +31,15 @@ def _cmd_handle(args: argparse.Namespace) -> int:
         print(f"keyfix handle: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
+    from keyfix.idempotency import DEFAULT_WINDOW_SECONDS, InProgressElsewhere, make_idempotent
     from keyfix.pipeline import process_event
 
+    once = make_idempotent(lambda act: act(), settings.table_name, DEFAULT_WINDOW_SECONDS)
     try:
-        report = process_event(event, settings)
+        report = process_event(event, settings, once=once, applied_by="keyfix handle")
+    except InProgressElsewhere as exc:
+        print(f"keyfix handle: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
     except EventError as exc:
         print(f"keyfix handle: malformed event {args.event_file}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -45,6 +50,18 @@ def _cmd_handle(args: argparse.Namespace) -> int:
 
         print(report_text(report))
     return EXIT_OK
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    from keyfix.remedies.rollback import cli_rollback
+
+    return cli_rollback(args)
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from keyfix.remedies.rollback import cli_history
+
+    return cli_history(args)
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -79,6 +96,29 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("file", metavar="FILE")
     simulate.add_argument("--format", choices=["json", "text"], default="text")
     simulate.set_defaults(func=_cmd_simulate)
+
+    rollback = sub.add_parser(
+        "rollback",
+        help="undo one change keyfix applied, if nobody changed it since",
+        description="Undo the change CHANGE_ID (see `keyfix history`) while what keyfix wrote is still in "
+        "force; otherwise show what changed since (unified diff on stderr) and exit 2.",
+    )
+    rollback.add_argument("change_id", metavar="CHANGE_ID")
+    rollback.add_argument("--by", help="who rolls back, for the audit record (default: the caller's ARN)")
+    rollback.add_argument("--table", help="override KEYFIX_TABLE_NAME")
+    rollback.add_argument("--wait", type=float, metavar="SECONDS", help="wait this long for the key's write lock (default 20)")
+    rollback.add_argument("--format", choices=["json", "text"], default="text")
+    rollback.set_defaults(func=_cmd_rollback)
+
+    history = sub.add_parser(
+        "history",
+        help="list the changes keyfix applied",
+        description="List the changes keyfix applied (audit records, kept 400 days), oldest first.",
+    )
+    history.add_argument("--key", metavar="ARN", help="only changes to this key")
+    history.add_argument("--table", help="override KEYFIX_TABLE_NAME")
+    history.add_argument("--format", choices=["json", "text"], default="text")
+    history.set_defaults(func=_cmd_history)
     return parser
 
 

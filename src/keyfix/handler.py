@@ -35,11 +35,23 @@ def _count(report) -> None:
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = Settings.from_env()
+    from keyfix.idempotency import DEFAULT_WINDOW_SECONDS, InProgressElsewhere, make_idempotent
     from keyfix.resolve.gateway import AwsGateway
+    from keyfix.store import store_from_settings
 
     gw = AwsGateway(tracer=tracer)
+    store = store_from_settings(settings, gw.client)
+    once = make_idempotent(lambda act: act(), settings.table_name, DEFAULT_WINDOW_SECONDS,
+                           dynamodb_client=gw.client("dynamodb") if settings.table_name else None,
+                           lambda_context=context)
+    applied_by = getattr(context, "invoked_function_arn", None) or "keyfix-lambda"
     try:
-        report = process_event(event, settings, gw)
+        report = process_event(event, settings, gw, store=store, once=once, applied_by=applied_by)
+    except InProgressElsewhere:
+        # Another invocation is handling this incident; its result stands.
+        logger.info("same incident in progress elsewhere; skipped")
+        metrics.add_metric(name="DuplicateIncidents", unit=MetricUnit.Count, value=1)
+        return {"schema": "keyfix.duplicate/1", "event_id": event.get("id") if isinstance(event, dict) else None}
     except EventError as exc:
         # A malformed event will not improve on retry: report it, do not raise.
         logger.warning("malformed event", extra={"error": str(exc)})

@@ -14,9 +14,19 @@ from keyfix.report import EventRef, Report, Trigger
 
 log = logging.getLogger("keyfix")
 
+# One notification per finding (account x principal/group x key x cause) per hour.
+NOTIFY_WINDOW_SECONDS = 3600
 
-def process_event(raw: Any, settings: Settings, gw=None, observer=None) -> Report:
-    """Raises keyfix.events.EventError for a malformed event; everything else is reported."""
+
+def process_event(raw: Any, settings: Settings, gw=None, observer=None, *, store=None, once=None,
+                  applied_by: str = "keyfix") -> Report:
+    """Raises keyfix.events.EventError for a malformed event; everything else is reported.
+
+    `store`: keyfix.store.Store/NullStore (default: from settings). `once`: a
+    keyfix.idempotency.make_idempotent wrapper; with it an incident already handled within
+    its window is not handled again (the report then has no findings; the log names the
+    event that handled it). Raises keyfix.idempotency.InProgressElsewhere when another
+    invocation is handling the same incident right now."""
     from keyfix.events import parse
 
     incident = parse(raw)
@@ -35,13 +45,42 @@ def process_event(raw: Any, settings: Settings, gw=None, observer=None) -> Repor
         from keyfix.resolve.gateway import AwsGateway
 
         gw = AwsGateway(region=incident.region or None)
-    situation = resolve(incident, gw)
-    report.findings = diagnose(situation)
-    changes = carry_out(report.findings, situation, settings, gw)
-    if observer is not None:
-        observer.record(report, changes)
-    if settings.sns_topic_arn:
-        from keyfix.notify import publish
+    if store is None:
+        from keyfix.store import store_from_settings
 
-        publish(report, settings.sns_topic_arn, gw, account=incident.account)
+        store = store_from_settings(settings, gw.client)
+
+    def act() -> dict[str, Any]:
+        situation = resolve(incident, gw)
+        report.findings = diagnose(situation)
+        changes = carry_out(report.findings, situation, settings, gw, store=store, applied_by=applied_by)
+        if observer is not None:
+            observer.record(report, changes)
+        if settings.sns_topic_arn and _worth_notifying(report, changes, store, incident):
+            from keyfix.notify import publish
+
+            publish(report, settings.sns_topic_arn, gw, account=incident.account)
+        return report.to_dict()
+
+    if once is None:
+        act()
+    else:
+        from keyfix.idempotency import incident_key
+
+        first = once(incident_key(incident), act)
+        first_id = (first or {}).get("event", {}).get("id")
+        if first_id != incident.event_id:
+            log.info("incident already handled by event %s within the idempotency window", first_id)
     return report
+
+
+def _worth_notifying(report: Report, changes: list, store, incident) -> bool:
+    """Writes are always told; a finding only once per NOTIFY_WINDOW_SECONDS."""
+    from keyfix.store import finding_fingerprint
+
+    if changes or not report.findings:
+        return True
+    fresh = [store.should_notify(finding_fingerprint(incident.account, f.principal or incident.group_name,
+                                                     f.key_arn, str(f.cause)), NOTIFY_WINDOW_SECONDS)
+             for f in report.findings]  # a list, not any(): every finding opens its window
+    return any(fresh)

@@ -26,6 +26,7 @@ examples are kept as tests.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ V = "2012-10-17"
 
 _ROOT = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):root$")
 _ASSUMED = re.compile(r"^arn:aws[\w-]*:sts::(\d{12}):assumed-role/([^/]+)/([^/]+)$")
+_FEDERATED = re.compile(r"^arn:aws[\w-]*:sts::(\d{12}):federated-user/(.+)$")
 _ROLE = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):role/(.*/)?([^/]+)$")
 
 # The operations AWS KMS allows on a key in another account: the "Cross-account use"
@@ -134,9 +136,10 @@ def key_policy_allows_everyone(case: dict) -> bool:
 
 
 def key_policy_names_session(case: dict) -> bool:
-    """Some key-policy Allow statement names the caller's session ARN itself."""
+    """Some key-policy Allow statement names the caller's session ARN itself (an
+    assumed-role session or a federated user session)."""
     p = principal(case)
-    if not _ASSUMED.match(p):
+    if not (_ASSUMED.match(p) or _FEDERATED.match(p)):
         return False
     for s in _statements(case.get("resource_policy")):
         if s.get("Effect") != "Allow" or not isinstance(s.get("Principal"), dict):
@@ -144,6 +147,97 @@ def key_policy_names_session(case: dict) -> bool:
         if p in _as_list(s["Principal"].get("AWS", [])):
             return True
     return False
+
+
+_VARIABLE = re.compile(r"\$\{[^}]*\}")
+
+
+def is_federated_user(case: dict) -> bool:
+    return bool(_FEDERATED.match(principal(case)))
+
+
+def _all_policies(case: dict):
+    """Every policy document of the case (mutable references)."""
+    for k in ("resource_policy", "session_policy"):
+        if case.get(k):
+            yield case[k]
+    for k in ("identity_policies", "permission_boundaries"):
+        yield from case.get(k) or []
+    for k in ("scps", "rcps"):
+        for level in case.get(k) or []:
+            yield from level
+
+
+def _arn_prefix(text: str) -> tuple[str, str] | None:
+    """(partition/service/region/account part, rest) of an ARN pattern whose first
+    part holds a ${...}; variables may themselves contain colons."""
+    if not text.startswith("arn:"):
+        return None
+    i, colons = 0, 0
+    while i < len(text) and colons < 5:
+        if text.startswith("${", i):
+            i = text.find("}", i) + 1 or len(text)
+            continue
+        colons += text[i] == ":"
+        i += 1
+    head, rest = text[:i], text[i:]
+    return (head, rest) if "${" in head else None
+
+
+def _arn_prefix_has_variable(text: str) -> bool:
+    return _arn_prefix(text) is not None
+
+
+def federating_user_arn(case: dict) -> str | None:
+    """For a federated user session, the ARN of the IAM user who called GetFederationToken
+    (path unknown: the plain user/NAME form)."""
+    m = _FEDERATED.match(principal(case))
+    return f"arn:aws:iam::{m.group(1)}:user/{m.group(2)}" if m else None
+
+
+def key_policy_names_federating_user(case: dict) -> bool:
+    user = federating_user_arn(case)
+    if user is None:
+        return False
+    for s in _statements(case.get("resource_policy")):
+        p = s.get("Principal")
+        if isinstance(p, dict) and user in _as_list(p.get("AWS", [])):
+            return True
+    return False
+
+
+def variable_in_arn_prefix(case: dict) -> bool:
+    for policy in _all_policies(case):
+        if policy.get("Version") != V:
+            continue
+        for s in _statements(policy):
+            for element in ("Resource", "NotResource"):
+                if any(_arn_prefix_has_variable(r) for r in _as_list(s.get(element, []))):
+                    return True
+    return False
+
+
+def _arn_condition_values(policy: dict):
+    """(statement, operator, key) of ARN-operator conditions in a 2012-10-17 policy."""
+    if policy.get("Version") != V:
+        return
+    for s in _statements(policy):
+        for op, keys in (s.get("Condition") or {}).items():
+            if op.split(":")[-1].lower().startswith("arn"):
+                for key in keys:
+                    yield s, op, key
+
+
+def variable_in_arn_condition_prefix(case: dict) -> bool:
+    for policy in _all_policies(case):
+        for s, op, key in _arn_condition_values(policy):
+            if any(isinstance(v, str) and _arn_prefix_has_variable(v) for v in _as_list(s["Condition"][op][key])):
+                return True
+    return False
+
+
+def old_version_policy_with_variable(case: dict) -> bool:
+    return any(p.get("Version") != V and "${" in json.dumps(p) for p in _all_policies(case))
 
 
 # --- views ------------------------------------------------------------------------------
@@ -191,6 +285,115 @@ def session_policy_unlimited(case: dict) -> dict:
     return out
 
 
+def resolve_arn_prefix_variables(case: dict) -> dict:
+    """Substitute ${aws:PrincipalAccount} before the fifth colon of Resource ARNs, as keyfix
+    does (and AWS does not): lets the oracle reproduce keyfix's reading."""
+    out = _copy(case)
+    account = (out["request"].get("context") or {}).get("aws:PrincipalAccount") or principal_account(out) or ""
+
+    def fix(text: str) -> str:
+        split = _arn_prefix(text)
+        if split is None:
+            return text
+        head, rest = split
+        return re.sub(r"\$\{aws:PrincipalAccount\}", account, head, flags=re.IGNORECASE) + rest
+
+    for policy in _all_policies(out):
+        if policy.get("Version") != V:
+            continue
+        for s in _statements(policy):
+            for element in ("Resource", "NotResource"):
+                if element in s:
+                    s[element] = [fix(r) for r in s[element]] if isinstance(s[element], list) else fix(s[element])
+    return out
+
+
+def resolve_arn_condition_prefix_variables(case: dict) -> dict:
+    """Substitute ${aws:PrincipalAccount} in ARN-operator condition values before the fifth
+    colon, which iam-simulate cannot (it splits the ARN before resolving variables)."""
+    out = _copy(case)
+    account = (out["request"].get("context") or {}).get("aws:PrincipalAccount") or principal_account(out) or ""
+
+    def fix(text):
+        split = _arn_prefix(text) if isinstance(text, str) else None
+        if split is None:
+            return text
+        head, rest = split
+        return re.sub(r"\$\{aws:PrincipalAccount\}", account, head, flags=re.IGNORECASE) + rest
+
+    for policy in _all_policies(out):
+        for s, op, key in list(_arn_condition_values(policy)):
+            value = s["Condition"][op][key]
+            s["Condition"][op][key] = [fix(v) for v in value] if isinstance(value, list) else fix(value)
+    return out
+
+
+def literal_variables_in_old_policies(case: dict) -> dict:
+    """In a policy without "Version": "2012-10-17", ${...} is text: make it text iam-simulate
+    cannot resolve either (no request value contains it, so matching is unchanged)."""
+    out = _copy(case)
+
+    def walk(value):
+        if isinstance(value, str):
+            return _VARIABLE.sub("LITERAL-VARIABLE-TEXT", value)
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        return value
+
+    for policy in list(_all_policies(out)):
+        if policy.get("Version") != V and "${" in json.dumps(policy):
+            policy["Statement"] = walk(policy["Statement"])
+    return out
+
+
+def without_notprincipal_denies(case: dict) -> dict:
+    """The key policy without its NotPrincipal Deny statements (what keyfix evaluates
+    when NotPrincipal excludes the caller)."""
+    out = _copy(case)
+    kept = [s for s in _statements(out.get("resource_policy")) if not (s.get("Effect") == "Deny" and "NotPrincipal" in s)]
+    if kept:
+        out["resource_policy"] = {"Version": out["resource_policy"].get("Version", V), "Statement": kept}
+    else:
+        out.pop("resource_policy", None)
+    return out
+
+
+def without_federating_user_principal(case: dict) -> dict:
+    """The key policy as keyfix reads it for a federated user session: entries naming the
+    IAM user who federated do not cover the session."""
+    out = _copy(case)
+    user = federating_user_arn(out)
+    kept = []
+    for s in _statements(out.get("resource_policy")):
+        p = s.get("Principal")
+        if isinstance(p, dict) and user in _as_list(p.get("AWS", [])):
+            rest = [a for a in _as_list(p["AWS"]) if a != user]
+            others = {k: v for k, v in p.items() if k != "AWS"}
+            if rest:
+                others["AWS"] = rest
+            if not others:
+                continue
+            s = {**s, "Principal": others}
+        kept.append(s)
+    if kept:
+        out["resource_policy"] = {"Version": out["resource_policy"].get("Version", V), "Statement": kept}
+    else:
+        out.pop("resource_policy", None)
+    return out
+
+
+_NOTHING = {"Version": V, "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::no-such-bucket/none"}]}
+
+
+def empty_session_policy(case: dict) -> dict:
+    """What GetFederationToken without a policy amounts to: a session policy allowing nothing."""
+    out = _copy(case)
+    out["session_policy"] = _NOTHING
+    return out
+
+
 # --- the registry ---------------------------------------------------------------------------
 
 
@@ -209,12 +412,17 @@ class Difference:
     example: dict = field(default_factory=dict)
     example_decisions: tuple[str, str] = (ALLOWED, IMPLICIT)
 
-    def admits(self, case: dict, keyfix: dict, oracle_decision: str) -> bool:
-        if not self.applies(case) or (keyfix["decision"], oracle_decision) not in self.decisions:
+    def relevant(self, case: dict, keyfix: dict) -> bool:
+        """The case has this difference's shape (whatever the decisions)."""
+        if not self.applies(case):
             return False
         if self.keyfix_cites is not None:
             return any(d.get("policy", "").startswith(self.keyfix_cites) for d in keyfix.get("decisive", []))
         return True
+
+    def admits(self, case: dict, keyfix: dict, oracle_decision: str) -> bool:
+        """This difference alone can explain these decisions on this case."""
+        return (keyfix["decision"], oracle_decision) in self.decisions and self.relevant(case, keyfix)
 
 
 def _doc(request: dict, **rest) -> dict:
@@ -324,9 +532,81 @@ KNOWN_DIFFERENCES: tuple[Difference, ...] = (
         example_decisions=(IMPLICIT, ALLOWED),
     ),
     Difference(
-        name="session-arn-in-key-policy-is-not-limited-by-session-policy",
-        docs=("https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies.html#policies_session",),
+        name="federated-user-session-without-session-policy-has-no-permissions",
+        docs=(
+            "https://docs.aws.amazon.com/STS/latest/APIReference/API_GetFederationToken.html",
+            "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html#policy-eval-denyallow",
+        ),
         why=(
+            "GetFederationToken: \"if you do not pass a policy, then the resulting federated user "
+            "session has no permissions. The only exception is when the credentials are used to access "
+            "a resource that has a resource-based policy that specifically references the federated "
+            "user session in the Principal element\". iam-simulate lets the IAM user's identity "
+            "policies act for the federated user session when no session policy is given."
+        ),
+        applies=lambda c: is_federated_user(c) and c.get("session_policy") is None,
+        decisions=frozenset({(IMPLICIT, ALLOWED)}),
+        oracle_view=empty_session_policy,
+        example=_doc(
+            {"principal": f"arn:aws:sts::{A}:federated-user/alice", "action": "kms:Decrypt", "resource": KEY},
+            resource_policy={"Version": V, "Statement": [_ROOT_DELEGATION]},
+            identity_policies=[{"Version": V, "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}],
+        ),
+        example_decisions=(IMPLICIT, ALLOWED),
+    ),
+    Difference(
+        name="policy-variables-in-arn-condition-values",
+        docs=("https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html#policy-vars-conditionelement",),
+        why=(
+            "\"You can use a policy variable for Condition values in any condition that involves the "
+            "string operators or the ARN operators\" (unlike the Resource element, with no restriction "
+            "to the resource portion). iam-simulate splits an ArnLike/ArnEquals value at its colons "
+            "before substituting, so arn:aws:iam::${aws:PrincipalAccount}:role/* (the variable's own "
+            "colon) never matches; StringLike with the same value works in both engines."
+        ),
+        applies=variable_in_arn_condition_prefix,
+        decisions=_ALL_DECISION_PAIRS,
+        oracle_view=resolve_arn_condition_prefix_variables,
+        example=_doc(
+            {"principal": f"arn:aws:iam::{A}:role/AppRole", "action": "kms:Decrypt", "resource": KEY},
+            resource_policy={"Version": V, "Statement": [{
+                "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{A}:role/AppRole"}, "Action": "kms:Decrypt", "Resource": "*",
+                "Condition": {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::${aws:PrincipalAccount}:role/*"}},
+            }]},
+        ),
+    ),
+    Difference(
+        name="no-policy-variables-before-version-2012-10-17",
+        docs=(
+            "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_version.html",
+            "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html",
+        ),
+        why=(
+            "Policy variables exist only in the 2012-10-17 policy language; in a policy with "
+            "\"Version\": \"2008-10-17\" (or none) ${...} is literal text. iam-simulate resolves "
+            "variables whatever the version."
+        ),
+        applies=old_version_policy_with_variable,
+        decisions=_ALL_DECISION_PAIRS,
+        oracle_view=literal_variables_in_old_policies,
+        example=_doc(
+            {"principal": f"arn:aws:iam::{A}:user/alice", "action": "kms:Decrypt", "resource": KEY},
+            resource_policy={"Version": V, "Statement": [_ROOT_DELEGATION]},
+            identity_policies=[{"Version": "2008-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*", "Condition": {"StringEquals": {"kms:CallerAccount": "${aws:PrincipalAccount}"}}}]}],
+        ),
+        example_decisions=(IMPLICIT, ALLOWED),
+    ),
+    Difference(
+        name="session-arn-in-key-policy-is-not-limited-by-session-policy",
+        docs=(
+            "https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies.html#policies_session",
+            "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html#policy-eval-denyallow",
+        ),
+        why=(
+            "Role sessions and federated user sessions alike: resource-based policies that grant "
+            "permissions to the session ARN \"grant permissions directly to the session. Permissions "
+            "granted directly to a session are not limited by an implicit deny in an identity-based "
+            "policy, a permissions boundary, or session policy.\" "
             "\"A resource-based policy can specify the ARN of the session as a principal. In that "
             "case, the permissions from the resource-based policy are added after the session is "
             "created. The resource-based policy permissions are not limited by the session policy.\" "
@@ -416,8 +696,88 @@ UNDECIDED: tuple[Difference, ...] = (
 # Disagreements where the documentation says iam-simulate is right and keyfix is wrong.
 # The differential run fails on them (reported as "known keyfix bug"), and each gets a
 # strict-xfail test of keyfix's correct answer, which turns red once keyfix is fixed so
-# that the entry moves to REGRESSIONS. None are open.
-KEYFIX_BUGS: tuple[Difference, ...] = ()
+# that the entry moves to REGRESSIONS. Their oracle_view makes iam-simulate reproduce
+# keyfix's reading, so agreement after it pins the cause.
+KEYFIX_BUGS: tuple[Difference, ...] = (
+    Difference(
+        name="a-policy-naming-an-iam-user-covers-its-federated-user-sessions",
+        docs=(
+            "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html#policy-eval-denyallow",
+            "https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies.html#policies_session",
+        ),
+        why=(
+            "\"If a resource-based policy grants permission to the ARN of the IAM user who federated, "
+            "then requests made by the federated user during the session are limited by an implicit "
+            "deny in a permission boundary or session policy\": the statement applies to the "
+            "GetFederationToken session (within the session policy), and so does a Deny naming the "
+            "user. keyfix (principals.PrincipalEntry.covers) matches a user entry only against IAM "
+            "users, so such an Allow never applies (denied) and such a Deny is ignored (allowed). "
+            "iam-simulate applies both."
+        ),
+        applies=key_policy_names_federating_user,
+        decisions=_ALL_DECISION_PAIRS,
+        oracle_view=without_federating_user_principal,
+        example=_doc(
+            {"principal": f"arn:aws:sts::{A}:federated-user/alice", "action": "kms:Decrypt", "resource": KEY},
+            resource_policy={"Version": V, "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{A}:user/alice"}, "Action": "kms:Decrypt", "Resource": "*"}]},
+            session_policy={"Version": V, "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]},
+        ),
+        # (what keyfix answers today, what AWS and iam-simulate answer)
+        example_decisions=(IMPLICIT, ALLOWED),
+    ),
+    Difference(
+        name="no-policy-variables-before-the-fifth-colon-of-a-resource-arn",
+        docs=("https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html",),
+        why=(
+            "\"You can use a policy variable in the Resource element, but only in the resource portion "
+            "of the ARN. This portion of the ARN appears after the fifth colon (:). You can't use a "
+            "variable to replace parts of the ARN before the fifth colon, such as the service or "
+            "account.\" keyfix (patterns.Pattern) substitutes variables anywhere in a Resource/NotResource "
+            "ARN, so arn:aws:kms:*:${aws:PrincipalAccount}:key/* matches the caller's keys; "
+            "iam-simulate substitutes only after the fifth colon and the pattern matches nothing."
+        ),
+        applies=variable_in_arn_prefix,
+        decisions=_ALL_DECISION_PAIRS,
+        # Make iam-simulate do what keyfix does: agreement then pins the cause.
+        oracle_view=resolve_arn_prefix_variables,
+        example=_doc(
+            {"principal": f"arn:aws:iam::{A}:user/alice", "action": "kms:Decrypt", "resource": KEY},
+            resource_policy={"Version": V, "Statement": [_ROOT_DELEGATION]},
+            identity_policies=[{"Version": V, "Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "arn:aws:kms:*:${aws:PrincipalAccount}:key/*"}]}],
+        ),
+        # (what keyfix answers today, what AWS and iam-simulate answer)
+        example_decisions=(ALLOWED, IMPLICIT),
+    ),
+    Difference(
+        name="notprincipal-deny-always-denies-principals-with-a-permissions-boundary",
+        docs=(
+            "https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html",
+            "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notprincipal.html",
+        ),
+        why=(
+            "\"The NotPrincipal element with a Deny effect will always deny any IAM principal that has a "
+            "permissions boundary policy attached, regardless of the values specified in the "
+            "NotPrincipal element.\" keyfix (statement.principal_match) lets NotPrincipal exclude the "
+            "caller even when a permissions boundary is in force; iam-simulate applies the rule."
+        ),
+        applies=lambda c: bool(c.get("permission_boundaries")) and any(
+            s.get("Effect") == "Deny" and "NotPrincipal" in s for s in _statements(c.get("resource_policy"))
+        ),
+        decisions=frozenset({(ALLOWED, EXPLICIT), (IMPLICIT, EXPLICIT)}),
+        oracle_view=without_notprincipal_denies,
+        example=_doc(
+            {"principal": f"arn:aws:iam::{A}:user/alice", "action": "kms:Decrypt", "resource": KEY},
+            resource_policy={"Version": V, "Statement": [
+                _ROOT_DELEGATION,
+                {"Effect": "Deny", "NotPrincipal": {"AWS": f"arn:aws:iam::{A}:user/alice"}, "Action": "kms:*", "Resource": "*"},
+            ]},
+            identity_policies=[{"Version": V, "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}],
+            permission_boundaries=[{"Version": V, "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}],
+        ),
+        # (what keyfix answers today, what AWS and iam-simulate answer)
+        example_decisions=(ALLOWED, EXPLICIT),
+    ),
+)
 
 ALL_DIFFERENCES = KNOWN_DIFFERENCES + UNDECIDED + KEYFIX_BUGS
 

@@ -16,6 +16,7 @@ Environment:
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import os
 import time
@@ -65,12 +66,15 @@ def _compact(case: dict) -> str:
     return json.dumps(case, separators=(",", ":"), sort_keys=True)
 
 
-def _attempts(candidates: list[kd.Difference]) -> list[list[kd.Difference]]:
-    """Each admitting entry alone, then all of them together."""
-    out = [[d] for d in candidates]
-    if len(candidates) > 1:
-        out.append(list(candidates))
-    return out
+def _attempts(case: dict, keyfix: dict, oracle_decision: str) -> list[list[kd.Difference]]:
+    """Each entry that can explain these decisions alone, then combinations of the
+    entries whose shape the case has, smallest first (several causes can combine into
+    a decision pair none of them produces alone); the first that works is reported."""
+    attempts = [[d] for d in kd.ALL_DIFFERENCES if d.admits(case, keyfix, oracle_decision)]
+    relevant = [d for d in kd.ALL_DIFFERENCES if d.relevant(case, keyfix)]
+    for size in range(2, len(relevant) + 1):
+        attempts += [list(combo) for combo in itertools.combinations(relevant, size)]
+    return attempts[:64]
 
 
 def _apply(views, case: dict) -> dict:
@@ -84,8 +88,7 @@ def classify(disagreements, oracle, decide):
     ({index: [names]}, {index: [candidate names]}) for explained / unexplained ones."""
     plans = []  # (index, attempt, oracle_case or None, keyfix_case or None)
     for index, case, keyfix, oracle_decision in disagreements:
-        candidates = [d for d in kd.ALL_DIFFERENCES if d.admits(case, keyfix, oracle_decision)]
-        for attempt in _attempts(candidates):
+        for attempt in _attempts(case, keyfix, oracle_decision):
             oviews = [d.oracle_view for d in attempt if d.oracle_view]
             kviews = [d.keyfix_view for d in attempt if d.keyfix_view]
             plans.append(

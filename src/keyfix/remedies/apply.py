@@ -6,13 +6,18 @@ first; a refused fix keeps its document and CLI so a person can still act on it.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 from typing import Any
 
 from keyfix.remedies import safety
 from keyfix.remedies.plan import with_statements
 from keyfix.report import Cause, Finding, Fix, FixKind, FixStatus, Mode
 from keyfix.resolve.facts import Situation
+from keyfix.store import LockTimeout
+
+log = logging.getLogger("keyfix")
 
 # Causes whose fixes are decisions for a person, whatever the mode.
 PROPOSE_ONLY_CAUSES = {
@@ -25,8 +30,12 @@ class WriteFailed(Exception):
     pass
 
 
-def carry_out(findings: list[Finding], situation: Situation, settings, gw) -> list[dict[str, Any]]:
-    """Apply what may be applied; returns one audit record per write made."""
+def carry_out(findings: list[Finding], situation: Situation, settings, gw, store=None,
+              applied_by: str = "keyfix") -> list[dict[str, Any]]:
+    """Apply what may be applied; returns one audit record per write made.
+
+    With `store` (keyfix.store), writes to a key run under that key's lock and every write
+    is recorded; its audit dict then carries the record's `change_id` (for keyfix rollback)."""
     if settings.mode != Mode.APPLY:
         return []
     account = situation.incident.account
@@ -47,7 +56,7 @@ def carry_out(findings: list[Finding], situation: Situation, settings, gw) -> li
                 continue
             try:
                 safety.check_fix(fix, principal=finding.principal, key=key, account=account, settings=settings)
-                change = _write(fix, gw)
+                change = _write(fix, gw, store, owner=f"{applied_by}:{situation.incident.event_id}")
             except safety.Refusal as refusal:
                 fix.status, fix.reason = FixStatus.REFUSED, str(refusal)
                 blocked = "an earlier step was refused"
@@ -60,22 +69,38 @@ def carry_out(findings: list[Finding], situation: Situation, settings, gw) -> li
                 fix.status = FixStatus.ALREADY_PRESENT
             else:
                 fix.status = FixStatus.APPLIED
-                changes.append({"finding_cause": str(finding.cause), "kind": str(fix.kind), **change})
+                record = {"finding_cause": str(finding.cause), "kind": str(fix.kind), **change}
+                if store is not None:
+                    try:
+                        record["change_id"] = store.record_change(record, situation.incident.event_id, finding,
+                                                                  applied_by)
+                    except Exception:  # the write stands; losing its audit record must not undo the report
+                        log.exception("applied %s to %s but could not record it", fix.kind, fix.target)
+                changes.append(record)
     return changes
 
 
-def _write(fix: Fix, gw) -> dict[str, Any] | None:
+def _key_lock(store, key_arn: str, owner: str):
+    """KMS has no conditional write: writers of one key take its lock (keyfix.store)."""
+    return store.lock(key_arn, owner) if store is not None else contextlib.nullcontext()
+
+
+def _write(fix: Fix, gw, store=None, owner: str = "keyfix") -> dict[str, Any] | None:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         if fix.kind == FixKind.KEY_POLICY_STATEMENT:
-            return add_key_policy_statements(gw.client("kms"), fix.target, fix.document)
+            with _key_lock(store, fix.target, owner):
+                return add_key_policy_statements(gw.client("kms"), fix.target, fix.document)
         if fix.kind == FixKind.GRANT:
-            return create_grant(gw.client("kms"), fix.document)
+            with _key_lock(store, fix.document["KeyId"], owner):
+                return create_grant(gw.client("kms"), fix.document)
         if fix.kind == FixKind.IDENTITY_POLICY:
             return put_identity_policy(gw.client("iam"), fix.target, fix.document)
         if fix.kind == FixKind.CREATE_SERVICE_LINKED_ROLE:
             return create_service_linked_role(gw.client("iam"), fix.document["AWSServiceName"])
+    except LockTimeout as exc:
+        raise WriteFailed(str(exc)) from exc
     except ClientError as exc:
         err = exc.response.get("Error", {})
         raise WriteFailed(f"{exc.operation_name}: {err.get('Code')}: {err.get('Message')}") from exc

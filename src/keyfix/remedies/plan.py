@@ -58,8 +58,15 @@ class Model:
         return {op: evaluate(self.request(op), policies) for op in (ops or self.need.operations)}
 
     def request(self, op: str) -> Request:
+        context = dict(self.need.context)
+        if op not in GRANT_MANAGEMENT:
+            # AWS sends these keys only with grant operations; a statement conditioned on
+            # them must not seem to allow Decrypt. https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html
+            for grant_only in ("kms:GrantIsForAWSResource", "kms:GranteePrincipal", "kms:GrantOperations",
+                               "kms:RetiringPrincipal"):
+                context.pop(grant_only, None)
         return Request(principal=self.need.principal, action=op, resource=self.key.arn,
-                       resource_account=self.key.account, context=dict(self.need.context))
+                       resource_account=self.key.account, context=context)
 
     def verify(self, ops: list[str], **change: Any) -> dict[str, Decision]:
         after = self.decide_all(self.policies(**change), ops)

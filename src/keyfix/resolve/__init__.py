@@ -109,7 +109,7 @@ def _asg_launch_failure(incident: Incident, gw: AwsGateway, s: Situation) -> Non
         _no_encrypted_volume(incident, s, f"no volume launched by {incident.group_name} is encrypted with a KMS key")
         return
 
-    keys = [_add_key(gw, s, ref, region) for ref in key_refs]
+    keys = _add_keys(gw, s, key_refs, region)
     slr = service_linked_role(group, account, region, spot_launch_configuration)
     principal = read_principal(gw, slr)
     s.principals[slr] = principal
@@ -272,7 +272,7 @@ def _ec2_launch_failure(incident: Incident, gw: AwsGateway, s: Situation) -> Non
     if not key_refs:
         _no_encrypted_volume(incident, s, f"{code}: but no volume of {instance_id} is encrypted with a KMS key")
         return
-    keys = [_add_key(gw, s, ref, region) for ref in key_refs]
+    keys = _add_keys(gw, s, key_refs, region)
 
     launcher = find_launcher(gw, region, instance_id, s.notes)
     if launcher is None:
@@ -296,6 +296,15 @@ def _add_key(gw: AwsGateway, s: Situation, ref: str, region: str) -> KeyFacts:
     facts = read_key(gw, ref, region)
     s.keys[facts.arn] = facts
     return facts
+
+
+def _add_keys(gw: AwsGateway, s: Situation, refs: list[str], region: str) -> list[KeyFacts]:
+    """Read each referenced key once; references to the same key (id, alias, ARN) collapse."""
+    found: dict[str, KeyFacts] = {}
+    for ref in refs:
+        facts = _add_key(gw, s, ref, region)
+        found.setdefault(facts.arn, facts)
+    return list(found.values())
 
 
 def _no_encrypted_volume(incident: Incident, s: Situation, text: str) -> None:

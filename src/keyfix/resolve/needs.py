@@ -1,9 +1,10 @@
 """Which KMS permissions a failed operation needed: `AccessNeed` builders.
 
-The request context is split per request kind: kms:GrantIsForAWSResource exists only on
-grant operations (CreateGrant, ListGrants, RevokeGrant), so the CreateGrant need carries
-it and the cryptographic need does not
-(https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-grant-is-for-aws-resource).
+One need per principal x key (the report contract has one finding per principal x key).
+A launch's need mixes the grant operation and the data-key operations under one context;
+kms:GrantIsForAWSResource in that context is only meaningful for grant operations
+(CreateGrant, ListGrants, RevokeGrant: AWS sends it on no other request,
+https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-grant-is-for-aws-resource).
 """
 
 from __future__ import annotations
@@ -64,16 +65,18 @@ def grant_need(principal: str, principal_account: str | None, key_arn: str, regi
 def launch_needs(
     principal: str, principal_account: str | None, key_arn: str, region: str, resource: str | None
 ) -> list[AccessNeed]:
-    """A launch that creates volumes under `key_arn`: CreateGrant plus the data-key operations."""
+    """A launch that creates volumes under `key_arn`: CreateGrant (for the volume, an AWS
+    resource) plus the data-key operations, all through EC2."""
+    context = ec2_context(principal_account, region)
+    context["kms:GrantIsForAWSResource"] = "true"
     return [
-        grant_need(principal, principal_account, key_arn, region, resource),
         AccessNeed(
             principal=principal,
             key_arn=key_arn,
-            operations=LAUNCH_USE_OPERATIONS,
-            context=ec2_context(principal_account, region),
+            operations=GRANT_OPERATIONS + LAUNCH_USE_OPERATIONS,
+            context=context,
             resource=resource,
-        ),
+        )
     ]
 
 

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-_ROOT = Path(__file__).resolve().parents[3]
-if str(_ROOT) not in sys.path:  # `tests.support` (pytest does not put the repo root on sys.path)
-    sys.path.insert(0, str(_ROOT))
-
-from keyfix.resolve.gateway import AwsGateway  # noqa: E402
-from keyfix.sim import accounts, moto_gaps  # noqa: E402
-from tests.support.accounts import ASG_ACCOUNT, REGION  # noqa: E402
+from keyfix.resolve.gateway import AwsGateway
+from keyfix.sim import accounts, moto_gaps
+from tests.support.accounts import ASG_ACCOUNT, REGION
 
 
 @pytest.fixture(autouse=True)

@@ -47,11 +47,9 @@ A1_CALLS = [
 
 
 def _expected_needs(principal: str, key_arn: str, group_arn: str, account: str = ASG_ACCOUNT) -> list[tuple]:
-    base = {"kms:ViaService": VIA_EC2, "kms:CallerAccount": account}
-    return [
-        (principal, key_arn, ("kms:CreateGrant",), {**base, "kms:GrantIsForAWSResource": "true"}, group_arn),
-        (principal, key_arn, LAUNCH_USE_OPERATIONS, base, group_arn),
-    ]
+    """One need per principal x key: CreateGrant for the volume plus the data-key operations."""
+    context = {"kms:ViaService": VIA_EC2, "kms:CallerAccount": account, "kms:GrantIsForAWSResource": "true"}
+    return [(principal, key_arn, ("kms:CreateGrant", *LAUNCH_USE_OPERATIONS), context, group_arn)]
 
 
 def _needs(situation) -> list[tuple]:
@@ -206,7 +204,7 @@ def test_access_denied_on_get_key_policy(make_gateway):
     assert key.unreadable == (
         "kms:GetKeyPolicy failed: AccessDeniedException (User is not authorized to perform: GetKeyPolicy)",
     )
-    assert len(situation.needs) == 2
+    assert len(situation.needs) == 1
 
 
 def test_key_not_found(make_gateway):
@@ -414,7 +412,7 @@ def test_a2_cross_account_role_refused_is_asked_once(make_gateway):
     key = situation.keys[case.key_arn]
     assert key.state == "Enabled" and key.policy is None and key.grants is None
     assert len(key.unreadable) == 3 and all("sts:AssumeRole failed: AccessDenied" in r for r in key.unreadable)
-    assert len(situation.needs) == 2
+    assert len(situation.needs) == 1
 
 
 def test_shared_ami_snapshot_is_restored_under_the_default_key(make_gateway):

@@ -241,14 +241,31 @@ def test_terminated_on_launch_keys_from_the_ami(make_gateway):
     ]
     assert situation.notes == [f"the volumes of {instance} no longer exist; keys inferred from its AMI"]
     assert list(situation.keys) == [case.key_arn]
-    assert [n.operations for n in situation.needs] == [
-        ("kms:CreateGrant",),
-        ("kms:Decrypt", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"),
-    ]
-    assert {n.principal for n in situation.needs} == {user}
+    (need,) = situation.needs
+    assert need.principal == user
+    assert need.operations == (
+        "kms:CreateGrant", "kms:Decrypt", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"
+    )
 
 
 def build_c_incident():
     from tests.support.accounts import InstanceCase
 
     return InstanceCase(ASG_ACCOUNT, REGION, "", "i-00000000", "", "", "", "").incident()
+
+
+def test_one_key_named_two_ways_is_one_key_and_one_need(make_gateway):
+    """Two volumes of one instance, one naming the key by alias, one by ARN."""
+    case = build_c()
+    kms = accounts.client("kms", ASG_ACCOUNT)
+    kms.create_alias(AliasName="alias/ops", TargetKeyId=case.key_arn)
+    ec2 = accounts.client("ec2", ASG_ACCOUNT)
+    extra = ec2.create_volume(Size=1, AvailabilityZone=AZ, Encrypted=True, KmsKeyId="alias/ops")["VolumeId"]
+    ec2.attach_volume(VolumeId=extra, InstanceId=case.instance_id, Device="/dev/sdf")
+    gw = make_gateway()
+
+    situation = resolve(case.incident(), gw)
+
+    assert list(situation.keys) == [case.key_arn]
+    assert [n.key_arn for n in situation.needs] == [case.key_arn]
+    assert gw.calls.count(("kms", "GetKeyPolicy")) == 1
