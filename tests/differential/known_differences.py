@@ -206,6 +206,22 @@ def key_policy_names_federating_user(case: dict) -> bool:
     return False
 
 
+# Actions whose request context has no kms:CallerAccount: neither KMS key resource
+# operations nor custom key store operations (conditions-kms.html#conditions-kms-caller-account),
+# and the Service Authorization Reference lists no condition key for them.
+NO_CALLER_ACCOUNT_ACTIONS = frozenset({"listkeys", "listaliases", "listretirablegrants", "generaterandom"})
+
+
+def mentions_key(case: dict, key: str) -> bool:
+    key = key.lower()
+    for policy in _all_policies(case):
+        for s in _statements(policy):
+            for keys in (s.get("Condition") or {}).values():
+                if any(k.lower() == key for k in keys):
+                    return True
+    return False
+
+
 def variable_in_arn_prefix(case: dict) -> bool:
     for policy in _all_policies(case):
         if policy.get("Version") != V:
@@ -381,6 +397,19 @@ def without_federating_user_principal(case: dict) -> dict:
         out["resource_policy"] = {"Version": out["resource_policy"].get("Version", V), "Statement": kept}
     else:
         out.pop("resource_policy", None)
+    return out
+
+
+def caller_account_as_principal_account(case: dict) -> dict:
+    """Conditions on kms:CallerAccount read as aws:PrincipalAccount (the same value), which
+    iam-simulate keeps in the context of every action: reproduces keyfix's reading."""
+    out = _copy(case)
+    for policy in _all_policies(out):
+        for s in _statements(policy):
+            for op, keys in (s.get("Condition") or {}).items():
+                for k in list(keys):
+                    if k.lower() == "kms:calleraccount" and "aws:PrincipalAccount" not in keys:
+                        keys["aws:PrincipalAccount"] = keys.pop(k)
     return out
 
 
@@ -699,6 +728,33 @@ UNDECIDED: tuple[Difference, ...] = (
 # that the entry moves to REGRESSIONS. Their oracle_view makes iam-simulate reproduce
 # keyfix's reading, so agreement after it pins the cause.
 KEYFIX_BUGS: tuple[Difference, ...] = (
+    Difference(
+        name="no-kms-calleraccount-for-listkeys-listaliases-generaterandom",
+        docs=(
+            "https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-caller-account",
+            "https://docs.aws.amazon.com/service-authorization/latest/reference/list_awskeymanagementservice.html",
+        ),
+        why=(
+            "kms:CallerAccount is available for \"KMS key resource operations\" and \"custom key store "
+            "operations\"; ListKeys, ListAliases, ListRetirableGrants and GenerateRandom are neither, and "
+            "the Service Authorization Reference lists no condition keys for them. keyfix "
+            "(request._derived) puts kms:CallerAccount in every request's context, so a Deny "
+            "conditioned on it applies there (and an Allow conditioned on it allows); in AWS the key "
+            "is missing and the condition does not match. iam-simulate drops the key for these actions."
+        ),
+        applies=lambda c: action_name(c) in NO_CALLER_ACCOUNT_ACTIONS and mentions_key(c, "kms:CallerAccount"),
+        decisions=_ALL_DECISION_PAIRS,
+        oracle_view=caller_account_as_principal_account,
+        example=_doc(
+            {"principal": f"arn:aws:iam::{A}:user/alice", "action": "kms:ListKeys", "resource": "*", "resource_account": A},
+            identity_policies=[{"Version": V, "Statement": [
+                {"Effect": "Allow", "Action": "kms:ListKeys", "Resource": "*"},
+                {"Effect": "Deny", "Action": "kms:List*", "Resource": "*", "Condition": {"StringEquals": {"kms:CallerAccount": A}}},
+            ]}],
+        ),
+        # (what keyfix answers today, what AWS and iam-simulate answer)
+        example_decisions=(EXPLICIT, ALLOWED),
+    ),
     Difference(
         name="a-policy-naming-an-iam-user-covers-its-federated-user-sessions",
         docs=(

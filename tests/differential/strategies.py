@@ -425,6 +425,12 @@ def _condition_clauses(req: Principal) -> list[tuple[str, str, list[str]]]:
         ("ForAnyValue:StringEquals", VIA, [f"ec2.{REGION}.amazonaws.com"]),
         ("Bool", GIFAR, [True]),
         ("StringLike", VIA, [f"ec?.{REGION}.amazonaws.com"]),
+        # Keys derived from the principal (principal key table of reference_policies_variables.html).
+        ("StringEquals", "aws:PrincipalType", ["AssumedRole"]),
+        ("StringEquals", "aws:PrincipalType", ["User", "FederatedUser"]),
+        ("StringNotEquals", "aws:PrincipalType", ["Account"]),
+        ("StringLike", "aws:username", ["al*"]),
+        ("Null", "aws:username", ["true"]),
     ]
 
 
@@ -550,8 +556,21 @@ def slr_key_statements(principal_arn: str) -> list[dict]:
     ]
 
 
+# The statement AWS managed keys (aws/ebs) carry: everyone in the account, through EBS.
+_VIA_EBS_FOR_ACCOUNT = {
+    "Sid": "Allow access through EBS for all principals in the account that are authorized to use EBS",
+    "Effect": "Allow",
+    "Principal": {"AWS": "*"},
+    "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:CreateGrant", "kms:DescribeKey"],
+    "Resource": "*",
+    "Condition": {"StringEquals": {"kms:CallerAccount": KEY_ACCOUNT, "kms:ViaService": f"ec2.{REGION}.amazonaws.com"}},
+}
+
+
 def draw_key_policy(draw, req: Principal) -> dict:
     stmts: list[dict] = []
+    if chance(draw, 1, 10):
+        stmts.append(_VIA_EBS_FOR_ACCOUNT)
     if chance(draw, 6, 10):
         stmts.append(root_delegation())
     if chance(draw, 1, 5):

@@ -53,6 +53,9 @@
 //   kms:CallerAccount       the principal's account
 //   aws:PrincipalIsAWSService  "true" for a service principal, "false" otherwise
 //   aws:PrincipalServiceName   the service principal itself
+//   aws:PrincipalType       Account | User | FederatedUser | AssumedRole
+//   aws:username            an IAM user's friendly name (users only)
+// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html#principaltable)
 // iam-simulate silently drops context keys that the Service Authorization
 // Reference does not list for the action; the dropped keys that the *case* gave
 // are reported in ignored_context_keys so the harness can catch unrealistic cases.
@@ -101,6 +104,16 @@ export function impliedContext(principal, given) {
     return ctx;
   }
   const account = principalAccount(principal);
+  const resource = principal.split(':').slice(5).join(':');
+  // aws:PrincipalType and aws:username: the principal key table of
+  // https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html#principaltable
+  const type = resource === 'root' ? 'Account'
+    : resource.startsWith('user/') ? 'User'
+    : resource.startsWith('federated-user/') ? 'FederatedUser'
+    : resource.startsWith('assumed-role/') || resource.startsWith('role/') ? 'AssumedRole'
+    : undefined;
+  put('aws:PrincipalType', type);
+  if (type === 'User') put('aws:username', resource.split('/').pop());
   put('aws:PrincipalArn', principalArnFor(principal));
   put('aws:PrincipalAccount', account);
   put('kms:CallerAccount', account);

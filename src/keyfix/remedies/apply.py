@@ -153,14 +153,23 @@ def add_key_policy_statements(kms, key_arn: str, statements: list[dict]) -> dict
 
 def create_grant(kms, params: dict[str, Any]) -> dict[str, Any] | None:
     """https://docs.aws.amazon.com/kms/latest/APIReference/API_CreateGrant.html"""
+    from botocore.exceptions import ClientError
+
     wanted = set(params["Operations"])
     paginator = kms.get_paginator("list_grants")
-    for page in paginator.paginate(KeyId=params["KeyId"], GranteePrincipal=params["GranteePrincipal"]):
-        for grant in page.get("Grants", []):
-            if grant.get("GranteePrincipal") == params["GranteePrincipal"] and wanted <= set(grant.get("Operations", [])) \
-                    and not grant.get("Constraints"):
-                params["GrantId"] = grant.get("GrantId")
-                return None
+    try:
+        for page in paginator.paginate(KeyId=params["KeyId"], GranteePrincipal=params["GranteePrincipal"]):
+            for grant in page.get("Grants", []):
+                if grant.get("GranteePrincipal") == params["GranteePrincipal"] and \
+                        wanted <= set(grant.get("Operations", [])) and not grant.get("Constraints"):
+                    params["GrantId"] = grant.get("GrantId")
+                    return None
+    except ClientError as exc:
+        # The documented cross-account key policy gives the using account CreateGrant but
+        # not ListGrants. CreateGrant with a Name is itself idempotent: a retry with the same
+        # parameters returns the existing grant's id instead of making a second one.
+        if "AccessDenied" not in exc.response.get("Error", {}).get("Code", ""):
+            raise
     response = kms.create_grant(**{k: v for k, v in params.items() if k != "GrantId"})
     params["GrantId"] = response["GrantId"]
     return {"target": params["KeyId"], "grant_id": response["GrantId"], "grant": dict(params)}

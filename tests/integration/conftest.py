@@ -1,0 +1,141 @@
+"""An AWS account on moto, as keyfix would find it, and two ways to run keyfix on it.
+
+keyfix runs with credentials of an IAM user of the workload account (moto maps access
+keys to their account), so its calls land where the broken resources are; the builders
+act in any account through moto's account header.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from contextlib import redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from keyfix.sim import moto_gaps
+from tests.support.accounts import ASG_ACCOUNT, REGION, Env
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "events"
+REPORT_SCHEMA = json.loads((ROOT / "src/keyfix/schemas/report.schema.json").read_text())
+
+
+@dataclass
+class World:
+    env: Env
+    topic_arn: str
+    queue_url: str
+    table_name: str
+
+    def client(self, service: str, account: str = ASG_ACCOUNT) -> Any:
+        return self.env.client(service, account)
+
+    def key_policy(self, key_arn: str, account: str = ASG_ACCOUNT) -> dict:
+        return json.loads(self.client("kms", account).get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"])
+
+    def notifications(self) -> list[dict]:
+        """SNS messages delivered to the subscribed queue (raw delivery off: SNS's JSON envelope)."""
+        sqs = self.client("sqs")
+        out = []
+        while True:
+            got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not got:
+                return out
+            for m in got:
+                out.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def load_event(name: str, replace: dict[str, str] | None = None) -> dict:
+    text = (EVENTS / name).read_text()
+    for old, new in (replace or {}).items():
+        text = text.replace(old, new)
+    return json.loads(text)
+
+
+def assert_valid_report(report: dict) -> dict:
+    jsonschema.validate(report, REPORT_SCHEMA)
+    return report
+
+
+def build_world(env: Env) -> World:
+    iam = env.client("iam", ASG_ACCOUNT)
+    iam.create_user(UserName="keyfix-runner")
+    key = iam.create_access_key(UserName="keyfix-runner")["AccessKey"]
+    os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = key["AccessKeyId"], key["SecretAccessKey"]
+    sns, sqs = env.client("sns", ASG_ACCOUNT), env.client("sqs", ASG_ACCOUNT)
+    topic = sns.create_topic(Name="keyfix")["TopicArn"]
+    queue = sqs.create_queue(QueueName="on-call")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    ddb = env.client("dynamodb", ASG_ACCOUNT)
+    ddb.create_table(TableName="keyfix", BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+    return World(env, topic, queue, "keyfix")
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch):
+    from moto import mock_aws
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION, "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_SERVICE_NAME": "keyfix",
+        "POWERTOOLS_METRICS_NAMESPACE": "keyfix", "POWERTOOLS_DEV": "false",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_PROFILE", "MOTO_ACCOUNT_ID", "KEYFIX_MODE",
+                 "KEYFIX_KEY_ALLOWLIST", "KEYFIX_PRINCIPAL_ALLOWLIST", "KEYFIX_SNS_TOPIC_ARN", "KEYFIX_TABLE_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    with mock_aws(), moto_gaps.installed():
+        world = build_world(Env())
+        # build_world switched the credentials to keyfix's own user; undo that at teardown.
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", os.environ["AWS_ACCESS_KEY_ID"])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", os.environ["AWS_SECRET_ACCESS_KEY"])
+        monkeypatch.setenv("KEYFIX_SNS_TOPIC_ARN", world.topic_arn)
+        monkeypatch.setenv("KEYFIX_TABLE_NAME", world.table_name)
+        yield world
+
+
+class FakeLambdaContext:
+    function_name = "keyfix"
+    memory_limit_in_mb = 512
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ASG_ACCOUNT}:function:keyfix"
+    aws_request_id = "c0ffee00-0000-4000-8000-000000000000"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 60_000
+
+
+def run_lambda(event: dict) -> dict:
+    from keyfix.handler import lambda_handler
+
+    return assert_valid_report(lambda_handler(event, FakeLambdaContext()))
+
+
+def run_cli(event: dict, tmp_path: Path, *args: str) -> dict:
+    from keyfix.cli import main
+
+    path = tmp_path / f"event-{event.get('id', 'x')}.json"
+    path.write_text(json.dumps(event))
+    out = io.StringIO()
+    with redirect_stdout(out):
+        status = main(["handle", str(path), "--format", "json", *args])
+    assert status == 0, out.getvalue()
+    return assert_valid_report(json.loads(out.getvalue()))
+
+
+@pytest.fixture(params=["lambda", "cli"])
+def run(request: pytest.FixtureRequest, tmp_path: Path):
+    """Runs an event through the real Lambda handler, or through `keyfix handle`."""
+    if request.param == "lambda":
+        return run_lambda
+    return lambda event: run_cli(event, tmp_path)
