@@ -30,6 +30,11 @@ def _count(report) -> None:
             metrics.add_metric(name=f"Fix_{fix.status}", unit=MetricUnit.Count, value=1)
 
 
+def _time_left(context: Any):
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return (lambda: remaining() / 1000.0) if callable(remaining) else None
+
+
 @logger.inject_lambda_context(correlation_id_path="id", clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
@@ -46,7 +51,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                            lambda_context=context)
     applied_by = getattr(context, "invoked_function_arn", None) or "keyfix-lambda"
     try:
-        report = process_event(event, settings, gw, store=store, once=once, applied_by=applied_by)
+        report = process_event(event, settings, gw, store=store, once=once, applied_by=applied_by,
+                               time_left=_time_left(context))
     except InProgressElsewhere:
         # Another invocation is handling this incident; its result stands.
         logger.info("same incident in progress elsewhere; skipped")

@@ -19,14 +19,15 @@ NOTIFY_WINDOW_SECONDS = 3600
 
 
 def process_event(raw: Any, settings: Settings, gw=None, observer=None, *, store=None, once=None,
-                  applied_by: str = "keyfix") -> Report:
+                  applied_by: str = "keyfix", time_left=None) -> Report:
     """Raises keyfix.events.EventError for a malformed event; everything else is reported.
 
     `store`: keyfix.store.Store/NullStore (default: from settings). `once`: a
     keyfix.idempotency.make_idempotent wrapper; with it an incident already handled within
     its window is not handled again (the report then has no findings; the log names the
     event that handled it). Raises keyfix.idempotency.InProgressElsewhere when another
-    invocation is handling the same incident right now."""
+    invocation is handling the same incident right now. `time_left()`: seconds the
+    invocation has left; writes stop before it runs out (see remedies.apply)."""
     from keyfix.events import parse
 
     incident = parse(raw)
@@ -53,7 +54,8 @@ def process_event(raw: Any, settings: Settings, gw=None, observer=None, *, store
     def act() -> dict[str, Any]:
         situation = resolve(incident, gw)
         report.findings = diagnose(situation)
-        changes = carry_out(report.findings, situation, settings, gw, store=store, applied_by=applied_by)
+        changes = carry_out(report.findings, situation, settings, gw, store=store, applied_by=applied_by,
+                            time_left=time_left)
         if observer is not None:
             observer.record(report, changes)
         if settings.sns_topic_arn and _worth_notifying(report, changes, store, incident):

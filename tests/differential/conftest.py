@@ -30,10 +30,6 @@ PACKAGE_DIR = ORACLE_DIR / "node_modules" / "@cloud-copilot" / "iam-simulate"
 sys.path.insert(0, str(HERE))  # strategies.py and known_differences.py
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-
-
 def _pinned_version() -> str:
     lock = json.loads((ORACLE_DIR / "package-lock.json").read_text())
     return lock["packages"]["node_modules/@cloud-copilot/iam-simulate"]["version"]
@@ -52,16 +48,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.differential)
 
 
-@pytest.fixture(scope="session")
-def node_toolchain() -> dict[str, str]:
-    node, npm = shutil.which("node"), shutil.which("npm")
+def find_toolchain(which=shutil.which, environ=os.environ) -> dict[str, str]:
+    """Paths of node and npm; skips the caller without them, fails it under CI."""
+    node, npm = which("node"), which("npm")
     if not node or not npm:
         missing = " and ".join(name for name, path in (("node", node), ("npm", npm)) if not path)
         reason = f"{missing} not found on PATH: the iam-simulate oracle cannot run"
-        if _in_ci():
+        if environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
             pytest.fail(f"{reason} (CI=true: the differential tests must not be skipped in CI)")
         pytest.skip(reason)
     return {"node": node, "npm": npm}
+
+
+@pytest.fixture(scope="session")
+def node_toolchain() -> dict[str, str]:
+    return find_toolchain()
 
 
 @pytest.fixture(scope="session")

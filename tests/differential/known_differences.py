@@ -12,6 +12,8 @@ exactly. A disagreement with any other cause therefore stays unexplained.
   affect); keyfix(case) must then equal oracle(oracle_view(case)).
 - `keyfix_view` removes from the case what iam-simulate cannot model (grants);
   keyfix(keyfix_view(case)) must then equal oracle(case).
+- For KEYFIX_BUGS the oracle_view does the opposite: it makes iam-simulate read the
+  case the way keyfix (wrongly) does, so that agreement pins the cause.
 
 KNOWN_DIFFERENCES are the cases where keyfix is right (documented, intended).
 UNDECIDED are disagreements the documentation does not settle; they are isolated and

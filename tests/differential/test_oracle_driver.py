@@ -124,3 +124,21 @@ def test_bench_driver_times_evaluations(oracle_installed, node_toolchain, tmp_pa
     assert (report["engine"], report["cases"], report["evaluations"], report["errors"]) == ("iam-simulate", 2, 40, 0)
     assert report["decisions"] == {"ImplicitlyDenied": 40}
     assert report["seconds"] > 0 and report["per_eval_us"] > 0
+
+
+def test_missing_node_skips_locally_and_fails_under_ci():
+    import pytest
+
+    from conftest import find_toolchain
+
+    def nothing(_name):
+        return None
+
+    with pytest.raises(pytest.skip.Exception, match="node and npm not found"):
+        find_toolchain(nothing, {})
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        find_toolchain(nothing, {"CI": "true"})
+    only_node = {"node": "/usr/bin/node"}.get
+    with pytest.raises(pytest.fail.Exception, match="npm not found"):
+        find_toolchain(only_node, {"CI": "true"})
+    assert find_toolchain(lambda name: f"/usr/bin/{name}", {"CI": "true"}) == {"node": "/usr/bin/node", "npm": "/usr/bin/npm"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from keyfix.remedies import safety
@@ -26,16 +27,22 @@ PROPOSE_ONLY_CAUSES = {
 }
 
 
+# A write is read, lock, put, read back and maybe restore, each with bounded retries:
+# with less Lambda time left than this, keyfix stops before writing rather than during.
+WRITE_BUDGET_SECONDS = 15.0
+
+
 class WriteFailed(Exception):
     pass
 
 
 def carry_out(findings: list[Finding], situation: Situation, settings, gw, store=None,
-              applied_by: str = "keyfix") -> list[dict[str, Any]]:
+              applied_by: str = "keyfix", time_left: Callable[[], float] | None = None) -> list[dict[str, Any]]:
     """Apply what may be applied; returns one audit record per write made.
 
     With `store` (keyfix.store), writes to a key run under that key's lock and every write
-    is recorded; its audit dict then carries the record's `change_id` (for keyfix rollback)."""
+    is recorded; its audit dict then carries the record's `change_id` (for keyfix rollback).
+    `time_left` returns the seconds the invocation has left (the Lambda context's)."""
     if settings.mode != Mode.APPLY:
         return []
     account = situation.incident.account
@@ -53,6 +60,10 @@ def carry_out(findings: list[Finding], situation: Situation, settings, gw, store
                 continue
             if blocked:
                 fix.reason = f"not attempted: {blocked}"
+                continue
+            if time_left is not None and time_left() < WRITE_BUDGET_SECONDS:
+                blocked = f"less than {WRITE_BUDGET_SECONDS:.0f} s of Lambda time left"
+                fix.reason = f"not attempted: {blocked}; the CLI above makes the same change"
                 continue
             try:
                 safety.check_fix(fix, principal=finding.principal, key=key, account=account, settings=settings)
@@ -139,6 +150,7 @@ def add_key_policy_statements(kms, key_arn: str, statements: list[dict]) -> dict
     after = with_statements(before, to_add)
     after_text = json.dumps(after, indent=2)
     safety.check_size(after_text)
+    safety.check_no_lockout(before, after, key_arn)
     # Never BypassPolicyLockoutSafetyCheck: KMS's own lockout check stays on.
     kms.put_key_policy(KeyId=key_arn, PolicyName="default", Policy=after_text)
     readback = json.loads(kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"])

@@ -93,3 +93,32 @@ def check_size(policy_text: str) -> None:
     if size > KEY_POLICY_MAX_BYTES:
         raise Refusal(f"the key policy would be {size} bytes, over KMS's {KEY_POLICY_MAX_BYTES}-byte limit; "
                       "keyfix does not truncate policies")
+
+
+def check_no_lockout(before: dict[str, Any], after: dict[str, Any], key_arn: str) -> None:
+    """Whoever could manage the key before still can: the account root and every principal
+    a statement allowed kms:PutKeyPolicy. Adding Allow statements cannot take access away,
+    so this guards against a bug in keyfix, not against the statements' shape.
+    https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html#prevent-unmanageable-key
+    """
+    from keyfix.arns import Arn, root_arn
+    from keyfix.policy import Policy, PolicySet, Request, evaluate
+
+    account = Arn.parse(key_arn).account
+    admins = {root_arn(account)} | _named_principals(before)
+    old = PolicySet(resource_policy=Policy.parse(before, "resource_policy"))
+    new = PolicySet(resource_policy=Policy.parse(after, "resource_policy"))
+    for principal in sorted(admins):
+        request = Request(principal, "kms:PutKeyPolicy", key_arn, resource_account=account)
+        if evaluate(request, old).decision == "Allowed" and evaluate(request, new).decision != "Allowed":
+            raise Refusal(f"the new key policy would stop {principal} from managing the key")
+
+
+def _named_principals(policy: dict[str, Any]) -> set[str]:
+    statements = policy.get("Statement", [])
+    names: set[str] = set()
+    for statement in [statements] if isinstance(statements, dict) else statements:
+        principal = statement.get("Principal") if isinstance(statement, dict) else None
+        aws = principal.get("AWS") if isinstance(principal, dict) else None
+        names.update(a for a in ([aws] if isinstance(aws, str) else aws or []) if a.startswith("arn:"))
+    return names
