@@ -1,20 +1,23 @@
-"""ARN parsing and the principal names keyfix reasons about.
+"""ARN arithmetic and the principal names keyfix reasons about; no AWS calls.
 
 ARN format: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html
+IAM identifiers (paths, unique ids): https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Service-linked roles EC2 Auto Scaling uses; a group may name a custom suffix.
+# Auto Scaling's default service-linked role and its custom-suffix variants.
 # https://docs.aws.amazon.com/autoscaling/ec2/userguide/autoscaling-service-linked-role.html
-ASG_SERVICE = "autoscaling.amazonaws.com"
 ASG_SLR_NAME = "AWSServiceRoleForAutoScaling"
-# Spot Instances requested through a launch configuration use the EC2 Spot SLR.
+ASG_SLR_SERVICE = "autoscaling.amazonaws.com"
+# Spot Instances requested through a launch configuration are launched by EC2 Spot's
+# service-linked role, which the key policy must name instead.
+# https://docs.aws.amazon.com/autoscaling/ec2/userguide/key-policy-requirements-EBS-encryption.html
 # https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/service-linked-roles-spot-instance-requests.html
-SPOT_SERVICE = "spot.amazonaws.com"
 SPOT_SLR_NAME = "AWSServiceRoleForEC2Spot"
+SPOT_SLR_SERVICE = "spot.amazonaws.com"
 
 
 class ArnError(ValueError):
@@ -27,58 +30,115 @@ class Arn:
     service: str
     region: str
     account: str
-    resource: str
+    resource: str  # everything after the account, e.g. "key/1234", "role/path/name"
 
     @classmethod
     def parse(cls, text: str) -> Arn:
-        parts = text.split(":", 5)
-        if len(parts) != 6 or parts[0] != "arn":
+        parsed = parse_arn(text)
+        if parsed is None:
             raise ArnError(f"not an ARN: {text!r}")
-        return cls(*parts[1:])
+        return parsed
 
     @property
     def resource_type(self) -> str:
-        return self.resource.split("/", 1)[0] if "/" in self.resource else ""
+        return self.resource.split("/", 1)[0].split(":", 1)[0] if ("/" in self.resource or ":" in self.resource) else ""
 
     @property
     def resource_id(self) -> str:
+        """What follows the resource type: a key id, a role's path and name."""
         return self.resource.split("/", 1)[1] if "/" in self.resource else self.resource
 
     @property
     def name(self) -> str:
-        """Last path element: the user, role or key name without its path."""
+        """Last path segment: the user, role, key or alias name without its path."""
         return self.resource.rsplit("/", 1)[-1]
 
     def __str__(self) -> str:
         return f"arn:{self.partition}:{self.service}:{self.region}:{self.account}:{self.resource}"
 
 
-def account_of(arn: str) -> str | None:
-    try:
-        return Arn.parse(arn).account or None
-    except ArnError:
+def parse_arn(value: str | None) -> Arn | None:
+    if not value or not value.startswith("arn:"):
         return None
-
-
-def slr_arn(account: str, service: str = ASG_SERVICE, name: str = ASG_SLR_NAME, partition: str = "aws") -> str:
-    return f"arn:{partition}:iam::{account}:role/aws-service-role/{service}/{name}"
-
-
-def slr_service(arn: str) -> str | None:
-    """The service of an Auto Scaling or EC2 Spot service-linked role ARN, else None."""
-    try:
-        parsed = Arn.parse(arn)
-    except ArnError:
+    parts = value.split(":", 5)
+    if len(parts) != 6:
         return None
-    if parsed.service != "iam" or not parsed.resource.startswith("role/aws-service-role/"):
-        return None
-    _, _, service, name = (parsed.resource.split("/") + ["", "", "", ""])[:4]
-    if service == ASG_SERVICE and (name == ASG_SLR_NAME or name.startswith(ASG_SLR_NAME + "_")):
-        return service
-    if service == SPOT_SERVICE and name == SPOT_SLR_NAME:
-        return service
-    return None
+    _, partition, service, region, account, resource = parts
+    return Arn(partition, service, region, account, resource)
+
+
+def partition_of(region: str | None) -> str:
+    region = region or ""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def account_of(arn: str | None) -> str | None:
+    parsed = parse_arn(arn)
+    return parsed.account or None if parsed else None
 
 
 def root_arn(account: str, partition: str = "aws") -> str:
     return f"arn:{partition}:iam::{account}:root"
+
+
+def slr_arn(account: str, region: str | None, name: str = ASG_SLR_NAME, service: str = ASG_SLR_SERVICE) -> str:
+    return f"arn:{partition_of(region)}:iam::{account}:role/aws-service-role/{service}/{name}"
+
+
+def is_service_linked_role(arn: str | None) -> bool:
+    """Service-linked roles live under the path /aws-service-role/<service>/
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/using-service-linked-roles.html)."""
+    parsed = parse_arn(arn)
+    return bool(parsed and parsed.service == "iam" and parsed.resource.startswith("role/aws-service-role/"))
+
+
+def slr_service(arn: str | None) -> str | None:
+    """The service of an Auto Scaling or EC2 Spot service-linked role ARN, else None:
+    the only roles keyfix may grant to without an allow-list."""
+    if not is_service_linked_role(arn):
+        return None
+    _, _, service, name = (parse_arn(arn).resource.split("/") + ["", "", "", ""])[:4]
+    if service == ASG_SLR_SERVICE and (name == ASG_SLR_NAME or name.startswith(ASG_SLR_NAME + "_")):
+        return service
+    if service == SPOT_SLR_SERVICE and name == SPOT_SLR_NAME:
+        return service
+    return None
+
+
+def iam_arn_for_session(session_arn: str) -> str:
+    """The IAM role ARN behind an `assumed-role` session ARN; anything else unchanged.
+
+    The session ARN carries no path (arn:aws:sts::A:assumed-role/NAME/SESSION); the
+    Auto Scaling and EC2 Spot service-linked roles have fixed paths, so their ARN is exact.
+    Other roles get a path-less ARN; `resolve.iam.read_principal` replaces it with IAM's.
+    """
+    parsed = parse_arn(session_arn)
+    if parsed is None or parsed.service != "sts" or not parsed.resource.startswith("assumed-role/"):
+        return session_arn
+    role_name = parsed.resource.split("/")[1]
+    if role_name == ASG_SLR_NAME or role_name.startswith(ASG_SLR_NAME + "_"):
+        return f"arn:{parsed.partition}:iam::{parsed.account}:role/aws-service-role/{ASG_SLR_SERVICE}/{role_name}"
+    if role_name == SPOT_SLR_NAME:
+        return f"arn:{parsed.partition}:iam::{parsed.account}:role/aws-service-role/{SPOT_SLR_SERVICE}/{role_name}"
+    return f"arn:{parsed.partition}:iam::{parsed.account}:role/{role_name}"
+
+
+def key_ref_account_region(key_ref: str) -> tuple[str | None, str | None]:
+    """Account and region a key reference names, when it is an ARN (key or alias)."""
+    parsed = parse_arn(key_ref)
+    if parsed is None:
+        return None, None
+    return parsed.account, parsed.region
+
+
+def via_service(service_host: str, region: str) -> str:
+    """The kms:ViaService value for a service: `<service>.<region>.amazonaws.com`
+    (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-via-service).
+    Amazon EBS calls KMS through EC2, so its value is ec2.<region>.amazonaws.com."""
+    prefix = service_host.split(".", 1)[0]
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"{prefix}.{region}.{suffix}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from keyfix.arns import Arn, account_of, root_arn
+from keyfix.arns import account_of, iam_arn_for_session, root_arn, slr_service
 from keyfix.policy import Decision, Grant, Policy, PolicySet, Request, evaluate
 from keyfix.policy import stale_principals as _stale_principals
 from keyfix.remedies import documents as docs
@@ -96,8 +96,6 @@ def _key_user_grant_actions(principal_arn: str, grant: list[str]) -> list[str]:
     # Key users get the three grant actions together, as AWS's default key policy does
     # for "Allow attachment of persistent resources"; the service-linked role needs
     # only CreateGrant. https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html
-    from keyfix.arns import slr_service
-
     if not grant:
         return []
     return ["kms:CreateGrant"] if slr_service(principal_arn) else list(docs.GRANT_ACTIONS)
@@ -105,10 +103,7 @@ def _key_user_grant_actions(principal_arn: str, grant: list[str]) -> list[str]:
 
 def _iam_holder(principal_arn: str) -> str:
     """The IAM identity an identity policy attaches to (a session's role)."""
-    arn = Arn.parse(principal_arn)
-    if arn.service == "sts" and arn.resource.startswith("assumed-role/"):
-        return f"arn:{arn.partition}:iam::{arn.account}:role/{arn.resource.split('/')[1]}"
-    return principal_arn
+    return iam_arn_for_session(principal_arn)
 
 
 def key_policy_fix(need: AccessNeed, key: KeyFacts, ops: list[str], model: Model) -> list[Fix]:

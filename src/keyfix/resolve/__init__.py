@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from keyfix.events.incident import Caller, Incident
 from keyfix.report import Trigger
-from keyfix.resolve.arns import ASG_SLR_NAME, iam_arn_for_session, parse_arn, via_service
+from keyfix.arns import ASG_SLR_NAME, iam_arn_for_session, parse_arn, via_service
 from keyfix.resolve.autoscaling import describe_group, launch_configuration, launch_sources, service_linked_role
 from keyfix.resolve.cloudtrail import find_launcher
 from keyfix.resolve.ec2 import (
@@ -25,7 +25,8 @@ from keyfix.resolve.ec2 import (
     plan_launch_keys,
 )
 from keyfix.resolve.facts import AccessNeed, KeyFacts, PrincipalFacts, Situation
-from keyfix.resolve.gateway import AwsError, AwsGateway, partition_of
+from keyfix.arns import partition_of
+from keyfix.resolve.gateway import AwsError, AwsGateway
 from keyfix.resolve.iam import read_principal
 from keyfix.resolve.kms import read_key
 from keyfix.resolve.needs import CRYPTO_OPERATIONS, launch_needs, start_needs

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from keyfix.resolve.arns import SPOT_SLR_NAME, SPOT_SLR_SERVICE, slr_arn
+from keyfix.arns import SPOT_SLR_NAME, SPOT_SLR_SERVICE, slr_arn
 from keyfix.resolve.gateway import AwsError, AwsGateway
 
 

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from keyfix.resolve.arns import iam_arn_for_session
+from keyfix.arns import iam_arn_for_session
 from keyfix.resolve.gateway import AwsError, AwsGateway
 
 LAUNCH_EVENTS = ("StartInstances", "RunInstances")

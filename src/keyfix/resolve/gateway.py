@@ -27,6 +27,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from keyfix.arns import partition_of
+
 # Error codes AWS uses for "you may not do this" across the services keyfix reads.
 # KMS: AccessDeniedException (https://docs.aws.amazon.com/kms/latest/APIReference/CommonErrors.html);
 # EC2: UnauthorizedOperation (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html);
@@ -74,16 +76,6 @@ class AwsError(Exception):
         """One line for `unreadable` / `notes`."""
         text = f"{self.service}:{self.operation} failed: {self.code}"
         return f"{text} ({self.message})" if self.message else text
-
-
-def partition_of(region: str | None) -> str:
-    """ARN partition for a region (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html)."""
-    region = region or ""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
 
 
 class AwsGateway:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from keyfix.resolve.arns import iam_arn_for_session, is_service_linked_role, parse_arn
+from keyfix.arns import iam_arn_for_session, is_service_linked_role, parse_arn
 from keyfix.resolve.facts import PrincipalFacts
 from keyfix.resolve.gateway import AwsError, AwsGateway
 
@@ -94,7 +94,7 @@ def _read_principal(gw: AwsGateway, arn: str) -> PrincipalFacts:
             ),
         )
 
-    name = parsed.resource_name
+    name = parsed.name
     if kind == "user":
         return _read_user(gw, arn, name, account)
     return _read_role(gw, arn, name, account, kind)

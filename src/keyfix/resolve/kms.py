@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import json
 
-from keyfix.resolve.arns import key_ref_account_region, parse_arn
+from keyfix.arns import key_ref_account_region, parse_arn
 from keyfix.resolve.facts import KeyFacts
-from keyfix.resolve.gateway import AwsError, AwsGateway, partition_of
+from keyfix.arns import partition_of
+from keyfix.resolve.gateway import AwsError, AwsGateway
 
 CROSS_ACCOUNT_POLICY_REASON = (
     "kms:GetKeyPolicy: the key is in account {account}; a key policy can only be read in the key's own "

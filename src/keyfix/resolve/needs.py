@@ -9,7 +9,7 @@ https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#condit
 
 from __future__ import annotations
 
-from keyfix.resolve.arns import via_service
+from keyfix.arns import via_service
 from keyfix.resolve.facts import AccessNeed
 
 # A launch (Auto Scaling or RunInstances) creates volumes: the launching principal lets

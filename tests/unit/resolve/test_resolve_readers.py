@@ -10,7 +10,7 @@ import pytest
 
 from keyfix.report import Trigger
 from keyfix.resolve import read_key, read_principal, resolve
-from keyfix.resolve.arns import iam_arn_for_session
+from keyfix.arns import iam_arn_for_session
 from keyfix.sim import accounts
 from tests.support.accounts import ASG_ACCOUNT, AZ, GROUP, KEY_ACCOUNT, REGION, AsgCase, Env, plain_image, root_only_policy
 
