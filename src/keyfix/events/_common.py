@@ -28,6 +28,11 @@ class Envelope(EventBridgeModel):
     time: str  # type: ignore[assignment]  # deliberately a string, see above
     resources: list[str] = Field(default_factory=list)
 
+    def incident_fields(self) -> dict[str, str]:
+        """The Incident fields every trigger takes from the envelope alone."""
+        return {"event_id": self.id, "source": self.source, "detail_type": self.detail_type,
+                "account": self.account, "region": self.region, "time": self.time}
+
 
 class Detail(BaseModel):
     """Base for `detail` models: unknown fields are ignored, not rejected."""

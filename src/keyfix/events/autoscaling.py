@@ -118,12 +118,7 @@ def to_incident(event: AsgLaunchUnsuccessfulEvent | AsgTerminateSuccessfulEvent)
         instance_id = m.group(0) if m else None
     return Incident(
         trigger=Trigger.ASG_LAUNCH_FAILURE,
-        event_id=event.id,
-        source=event.source,
-        detail_type=event.detail_type,
-        account=event.account,
-        region=event.region,
-        time=event.time,
+        **event.incident_fields(),
         group_name=d.auto_scaling_group_name,
         activity_id=d.activity_id or None,
         status_code=d.status_code,

@@ -269,12 +269,7 @@ def to_incident(event: KmsCloudTrailEvent) -> Incident:
     params = d.request_parameters
     return Incident(
         trigger=Trigger.KMS_ACCESS_DENIED,
-        event_id=event.id,
-        source=event.source,
-        detail_type=event.detail_type,
-        account=event.account,
-        region=event.region,
-        time=event.time,
+        **event.incident_fields(),
         caller=caller,
         action=f"kms:{d.event_name}",
         error_code=d.error_code,

@@ -62,12 +62,7 @@ def to_incident(event: EbsVolumeNotificationEvent) -> Incident:
     hint = key_state_hint(cause)
     return Incident(
         trigger=Trigger.EBS_VOLUME_FAILURE,
-        event_id=event.id,
-        source=event.source,
-        detail_type=event.detail_type,
-        account=event.account,
-        region=event.region,
-        time=event.time,
+        **event.incident_fields(),
         volume_id=volume_id,
         ebs_operation=d.event,
         ebs_cause=cause or None,

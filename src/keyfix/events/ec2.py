@@ -33,12 +33,7 @@ class Ec2StateChangeEvent(Envelope):
 def to_incident(event: Ec2StateChangeEvent) -> Incident:
     return Incident(
         trigger=Trigger.EC2_LAUNCH_FAILURE,
-        event_id=event.id,
-        source=event.source,
-        detail_type=event.detail_type,
-        account=event.account,
-        region=event.region,
-        time=event.time,
+        **event.incident_fields(),
         instance_id=event.detail.instance_id,
         instance_state=event.detail.state,
         kms_related=None,

@@ -59,8 +59,12 @@ class AsgCase:
 
 
 
-def make_group(env: Env, account: str, image_id: str, key_arn: str, service_linked_role_arn: str | None = None) -> tuple[str, str, str]:
+def make_group(env: Env, account: str, image_id: str, key_arn: str | None,
+               service_linked_role_arn: str | None = None) -> tuple[str, str, str]:
+    """Launch template "web-lt" (root volume encrypted with `key_arn`; None: not encrypted)
+    and group "web-asg" using it; returns (template id, group ARN, service-linked role ARN)."""
     ec2 = env.client("ec2", account)
+    encryption = {"Encrypted": True, "KmsKeyId": key_arn} if key_arn else {"Encrypted": False}
     template = ec2.create_launch_template(
         LaunchTemplateName=TEMPLATE,
         LaunchTemplateData={
@@ -70,8 +74,7 @@ def make_group(env: Env, account: str, image_id: str, key_arn: str, service_link
                 {
                     "DeviceName": "/dev/xvda",
                     "Ebs": {
-                        "Encrypted": True,
-                        "KmsKeyId": key_arn,
+                        **encryption,
                         "VolumeSize": 8,
                         "VolumeType": "gp3",
                         "DeleteOnTermination": True,
