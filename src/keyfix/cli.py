@@ -70,6 +70,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return run(args.file, args.format, sys.stdout, sys.stderr)
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from keyfix.demo import main as demo_main
+
+    return demo_main(args.scenario, args.mode, args.format)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="keyfix",
@@ -119,6 +125,22 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--table", help="override KEYFIX_TABLE_NAME")
     history.add_argument("--format", choices=["json", "text"], default="text")
     history.set_defaults(func=_cmd_history)
+
+    demo = sub.add_parser(
+        "demo",
+        help="break and repair each seed scenario on a simulated AWS account on 127.0.0.1",
+        description="Start a simulated AWS (moto) on 127.0.0.1, build each broken situation, let the failure "
+        "happen, run the Lambda handler on the resulting event, show the SNS message and the retry. "
+        "Exit status 0 when every scenario ended as expected, 1 otherwise.",
+    )
+    demo.add_argument("--scenario", action="append",
+                      choices=["a1", "a2", "b", "c", "not-kms", "pending-deletion"],
+                      help="play only this scenario (repeatable; default: all)")
+    demo.add_argument("--mode", choices=["apply", "propose"], default="apply",
+                      help="apply (default): repair what the safety rules allow; propose: write nothing")
+    demo.add_argument("--format", choices=["text", "json"], default="text",
+                      help="json: one array of {scenario, report, before, after, retry_succeeded, sns, ...}")
+    demo.set_defaults(func=_cmd_demo)
     return parser
 
 

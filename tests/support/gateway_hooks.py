@@ -117,13 +117,13 @@ def after_call(session: Any, service: str, operation: str, edit: Callable[[dict]
     session.events.register(f"after-call.{service}.{operation}", handler)
 
 
-def before_call(session: Any, service: str, operation: str, act: Callable[[dict], Any]) -> None:
-    """`act(params)` runs before every `operation` (its return value, if not None, answers the call)."""
+def on_call(session: Any, service: str, operation: str, act: Callable[[dict], None]) -> None:
+    """`act(params)` runs before every `operation` with its API parameters (e.g. {"KeyId": ...})."""
 
-    def handler(params: Any = None, **_: Any) -> Any:
-        return act(params)
+    def handler(params: Any = None, **_: Any) -> None:
+        act(dict(params or {}))
 
-    session.events.register(f"before-call.{service}.{operation}", handler)
+    session.events.register(f"before-parameter-build.{service}.{operation}", handler)
 
 
 def no_retry_sleep(monkeypatch: Any) -> None:
@@ -172,3 +172,17 @@ def kms_state(kms: Any) -> dict[str, Any]:
 
 def _doc(document: Any) -> Any:
     return json.loads(document) if isinstance(document, str) else document
+
+
+def announce(request: Any, line: str) -> None:
+    """Write a line to pytest's terminal, outside output capture, so it shows in the default
+    (and -q) output; used for case counts from a module-scoped fixture's teardown."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    if capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)
+    else:
+        reporter.write_line(line)

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from keyfix.sim.scenarios import ASG_ACCOUNT, REGION, Env
+from keyfix.sim.scenarios import ASG_ACCOUNT, Env
 
 TOPIC_NAME = "keyfix-notifications"
 QUEUE_NAME = "on-call"
@@ -30,7 +30,8 @@ class OnCallMessage:
 
     @classmethod
     def from_envelope(cls, envelope: dict[str, Any]) -> OnCallMessage:
-        attributes = {name: _attribute_value(value) for name, value in (envelope.get("MessageAttributes") or {}).items()}
+        raw = envelope.get("MessageAttributes") or {}
+        attributes = {name: _attribute_value(value) for name, value in raw.items()}
         return cls(envelope.get("Subject") or "", envelope.get("Message") or "", attributes)
 
 
@@ -113,7 +114,3 @@ def deploy(env: Env) -> Deployment:
                             TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"})
     return Deployment(env, topic, queue, TABLE_NAME, {k: credentials[k] for k in
                                                       ("AccessKeyId", "SecretAccessKey", "SessionToken")})
-
-
-def region() -> str:
-    return REGION

@@ -1,7 +1,8 @@
 """CloudTrail records of the simulated requests: who made them (userIdentity) and, for a
 refused KMS request, the record AWS writes with its errorCode and errorMessage.
 
-Record fields: https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-record-contents.html
+Record fields:
+https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-record-contents.html
 userIdentity: https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-user-identity.html
 A KMS request EC2 makes for a caller is logged with the caller's identity and userAgent
 "AWS Internal" (https://docs.aws.amazon.com/kms/latest/developerguide/ct-ec2two.html).

@@ -6,6 +6,7 @@ Envelope: https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-events-str
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -36,9 +37,7 @@ def asg_launch_unsuccessful(account: str, region: str, group_arn: str, activity:
     """https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-event-reference.html
     ("EC2 Instance Launch Unsuccessful"), from the scaling activity AWS recorded."""
     details = activity.get("Details") or {}
-    if isinstance(details, str):
-        import json
-
+    if isinstance(details, str):  # the gap layer stores Details as AWS returns it: JSON text
         details = json.loads(details)
     detail = {
         "StatusCode": activity["StatusCode"],

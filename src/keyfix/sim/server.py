@@ -17,11 +17,15 @@ class LocalMoto:
     def __init__(self, port: int = 0) -> None:
         self.port = port
         self._server: Any = None
+        self._installed_gaps = False
         self.url: str | None = None
 
     def start(self) -> str:
         from moto.server import ThreadedMotoServer
 
+        # Fills the gaps only if nobody else did, and then takes them out again on stop:
+        # the process (a test session) gets moto back as it found it.
+        self._installed_gaps = not moto_gaps.is_installed()
         moto_gaps.install()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
@@ -33,6 +37,9 @@ class LocalMoto:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self._installed_gaps:
+            moto_gaps.uninstall()
+            self._installed_gaps = False
 
     def __enter__(self) -> str:
         return self.start()
