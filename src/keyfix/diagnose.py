@@ -132,7 +132,9 @@ def _diagnose_denial(need: AccessNeed, key: KeyFacts, principal: PrincipalFacts 
         if "resource_policy" in missing:
             cause = Cause.SLR_NOT_IN_KEY_POLICY if service else Cause.PRINCIPAL_NOT_IN_KEY_POLICY
             fixes = plan.key_policy_fix(need, key, ops, model)
-            why = "the key policy neither names it nor delegates to IAM for it"
+            why = ("the key policy does not name this service-linked role, and delegating to IAM cannot "
+                   "help it: AWS fixes its permissions, which include no KMS access") if service else \
+                "the key policy neither names it nor delegates to IAM for it"
         else:
             cause, why = Cause.IDENTITY_POLICY_MISSING, "the key policy delegates to IAM, and no identity policy allows it"
             fixes = plan.identity_fix(need, key, principal, ops, model)

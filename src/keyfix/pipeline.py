@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from keyfix.config import Settings
-from keyfix.report import EventRef, Report, Trigger
+from keyfix.report import Cause, EventRef, Report, Trigger
 
 log = logging.getLogger("keyfix")
 
@@ -80,7 +80,11 @@ def _worth_notifying(report: Report, changes: list, store, incident) -> bool:
     """Writes are always told; a finding only once per NOTIFY_WINDOW_SECONDS."""
     from keyfix.store import finding_fingerprint
 
-    if changes or not report.findings:
+    if changes:
+        return True
+    if all(f.cause == Cause.NOT_KMS for f in report.findings):
+        return False  # not keyfix's business: the report and logs are enough
+    if not report.findings:
         return True
     fresh = [store.should_notify(finding_fingerprint(incident.account, f.principal or incident.group_name,
                                                      f.key_arn, str(f.cause)), NOTIFY_WINDOW_SECONDS)

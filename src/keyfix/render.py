@@ -18,6 +18,17 @@ def _short_key(arn: str | None) -> str:
     return key_id if len(key_id) <= 13 else key_id[:8] + "..."
 
 
+def _short_resource(resource: str) -> str:
+    """"group web-asg", "volume vol-0abc", "instance i-0abc": what on-call searches for."""
+    if ":autoScalingGroupName/" in resource:
+        return "group " + resource.rsplit("/", 1)[-1]
+    tail = resource.rsplit("/", 1)[-1]
+    for prefix, label in (("vol-", "volume"), ("i-", "instance"), ("snap-", "snapshot"), ("ami-", "image")):
+        if tail.startswith(prefix):
+            return f"{label} {tail}"
+    return tail
+
+
 def _short_principal(arn: str | None) -> str:
     return arn.rsplit("/", 1)[-1] if arn else "unknown principal"
 
@@ -45,7 +56,7 @@ def subject(report: Report) -> str:
         text = f"[keyfix] {report.event.trigger}: nothing to do"
     else:
         first = report.findings[0]
-        where = f" ({first.resource})" if first.resource else ""
+        where = f" ({_short_resource(first.resource)})" if first.resource else ""
         more = f" +{len(report.findings) - 1} more" if len(report.findings) > 1 else ""
         text = f"[keyfix] {headline(first)}{where}{more}"
     text = text.encode("ascii", "replace").decode()

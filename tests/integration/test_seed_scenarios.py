@@ -112,7 +112,7 @@ def test_a1_second_delivery_of_a_fixed_failure_changes_nothing(world, tmp_path, 
 
 # ---- A2: key in another account, SLR has no grant ----------------------------------------
 
-def test_a2_apply_creates_the_grant_here_and_proposes_the_owner_side(world, run, monkeypatch):
+def test_a2_apply_creates_the_grant_here_and_never_writes_in_the_owner_account(world, run, monkeypatch):
     monkeypatch.setenv("KEYFIX_MODE", "apply")
     case = build_a2(world.env)
     owner_policy = world.key_policy(case.key_arn, KEY_ACCOUNT)
@@ -126,11 +126,29 @@ def test_a2_apply_creates_the_grant_here_and_proposes_the_owner_side(world, run,
     assert grant["document"]["Operations"] == [
         "Decrypt", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom", "ReEncryptTo", "CreateGrant"]
     owner = by_kind["key-policy-statement"]
-    assert (owner["status"], owner["target_account"]) == ("proposed", KEY_ACCOUNT)
+    # The grant could be created, so the owner's side was evidently in place already.
+    assert (owner["status"], owner["target_account"]) == ("already-present", KEY_ACCOUNT)
+    assert by_kind["identity-policy"]["status"] == "already-present"
     assert world.key_policy(case.key_arn, KEY_ACCOUNT) == owner_policy, "keyfix wrote in another account"
     grants = world.client("kms", KEY_ACCOUNT).list_grants(KeyId=case.key_arn)["Grants"]
     assert [g["GranteePrincipal"] for g in grants] == [case.slr_arn]
     assert set(grants[0]["Operations"]) == set(grant["document"]["Operations"])
+
+
+def test_a2_propose_addresses_the_owner_side_to_the_key_account(world, run, monkeypatch):
+    monkeypatch.setenv("KEYFIX_MODE", "propose")
+    case = build_a2(world.env)
+
+    finding = only_finding(run(load_event("asg-launch-unsuccessful-a2.json")))
+
+    by_kind = {f["kind"]: f for f in finding["fixes"]}
+    assert {k: f["status"] for k, f in by_kind.items()} == {
+        "grant": "proposed", "key-policy-statement": "proposed", "identity-policy": "proposed"}
+    owner = by_kind["key-policy-statement"]
+    assert owner["target_account"] == KEY_ACCOUNT
+    assert all(s["Principal"] == {"AWS": f"arn:aws:iam::{ASG_ACCOUNT}:root"} for s in owner["document"])
+    assert "kms:*" not in json.dumps(owner["document"])
+    assert world.client("kms", KEY_ACCOUNT).list_grants(KeyId=case.key_arn)["Grants"] == []
 
 
 # ---- B: a user not in the key policy -------------------------------------------------------
@@ -168,6 +186,13 @@ def test_b_allow_listed_user_is_added_as_key_user(world, run, monkeypatch):
     assert added == fix["document"]
     assert all(s["Principal"] == {"AWS": case.user_arn} for s in added)
     assert "kms:*" not in json.dumps(added)
+    # seed 002: the use actions EBS needs, and the grant actions for AWS resources only --
+    # not just the one action CloudTrail showed denied
+    use, grant = added
+    assert set(use["Action"]) == {"kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext",
+                                  "kms:ReEncryptFrom", "kms:ReEncryptTo"}
+    assert grant["Action"] == ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"]
+    assert grant["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
 
 
 # ---- C: a role without kms:CreateGrant starts an encrypted instance --------------------------

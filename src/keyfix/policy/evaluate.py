@@ -9,13 +9,24 @@
    (https://docs.aws.amazon.com/kms/latest/developerguide/key-policies.html,
    https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html#key-policy-default-allow-root-enable-iam).
    Same account (reference_policies_evaluation-logic.html, "Resource-based policies"):
-   - direct: the key policy names the user, the session, or "*": nothing else needed
-     ("*": "For IAM users and role principals within your account, no other
-     permissions are required", reference_policies_elements_principal.html; the
-     docs do not say whether a session policy limits it: here it does not);
-   - role: it names the role of a role session: boundary and session policy must allow;
+   - direct: the key policy names the user or the session itself (role session or
+     federated user session): nothing else needed; for an IAM user or the root user
+     "*" does too ("For IAM users and role principals within your account, no other
+     permissions are required", reference_policies_elements_principal.html);
+   - role: it names the role of a role session, or "*": boundary and session policy
+     must allow;
+   - federating-user: it names the IAM user who federated a federated user session,
+     or "*": boundary and session policy must allow;
    - account: it names the account: identity policy, boundary, session policy must allow
      (the root user has full access to its account, so needs no identity policy).
+   Only a resource policy naming the session's own ARN is exempt from the session
+   policy and the permissions boundary ("Permissions granted directly to a session are
+   not limited by an implicit deny in an identity-based policy, a permissions boundary,
+   or session policy"; one naming the role or the user who federated is limited:
+   https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies.html#policies_session,
+   https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html).
+   "*" does not name the session, so for a session it counts as naming its role (or
+   its federating user): limited by both (the project's reading of these pages).
    Other account: the key policy must name the caller or its account AND the caller's
    identity policy (with boundary and session policy) must allow
    (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html,
@@ -26,9 +37,9 @@
    to an account delegates to that account's IAM policies, like a key policy does.
 4. For a denial, `missing` lists the layers that fail on the nearest path: the
    fewest failing layers, preferring a path the key policy already opens, then
-   role < direct < account. "grant" is only listed when no policy edit can open a
-   path: a service-linked role (its permissions policy is fixed by AWS) on a key in
-   another account, the seeds' case A2. `decisive` then lists the allows found on
+   role (or federating-user) < direct < account. "grant" is only listed when no policy
+   edit can open a path: a service-linked role (its permissions policy is fixed by AWS)
+   on a key in another account, the seeds' case A2. `decisive` then lists the allows found on
    that path (e.g. the key policy's delegation statement).
 """
 
@@ -48,7 +59,7 @@ from keyfix.policy.explain import explain_allowed, explain_denied, explain_expli
 from keyfix.policy.grant import Grant
 from keyfix.policy.layers import Layers, allows, collect, key_policy_allows, level_failures
 from keyfix.policy.policy_set import PolicySet
-from keyfix.policy.principals import ACCOUNT, DIRECT, ROLE, SERVICE, WILDCARD
+from keyfix.policy.principals import ACCOUNT, DIRECT, FEDERATING_USER, ROLE, SERVICE, WILDCARD
 from keyfix.policy.request import Request, ResolvedRequest, resolve_request
 
 
@@ -61,7 +72,7 @@ class Requirement:
 
 @dataclass(frozen=True)
 class Path:
-    name: str  # direct | role | account | cross-account | service | identity | grant | grant-account
+    name: str  # direct | role | federating-user | account | cross-account | service | identity | grant | grant-account
     requirements: tuple[Requirement, ...]
 
     @property
@@ -128,10 +139,17 @@ def _paths(rr: ResolvedRequest, layers: Layers) -> list[Path]:
     elif rr.cross_account:
         paths.append(Path("cross-account", (key(None), identity, *limits)))
     else:
-        # A role's sessions are usually named through the role: try that path first.
+        # A session is usually named through its role (or the IAM user who federated) or
+        # "*", both limited by boundary and session policy: try that path first. Only
+        # a statement naming the session itself is not limited (module docstring, 3.).
         if caller.kind in ("role", "session"):
-            paths.append(Path("role", (key(frozenset({ROLE})), *limits)))
-        paths.append(Path("direct", (key(frozenset({DIRECT, WILDCARD})),)))
+            paths.append(Path("role", (key(frozenset({ROLE, WILDCARD})), *limits)))
+            paths.append(Path("direct", (key(frozenset({DIRECT})),)))
+        elif caller.kind == "federated":
+            paths.append(Path("federating-user", (key(frozenset({FEDERATING_USER, WILDCARD})), *limits)))
+            paths.append(Path("direct", (key(frozenset({DIRECT})),)))
+        else:
+            paths.append(Path("direct", (key(frozenset({DIRECT, WILDCARD})),)))
         paths.append(Path("account", (key(frozenset({ACCOUNT})), identity, *limits)))
 
     direct_grants = tuple(g for g, kind in layers.grants if kind != ACCOUNT)

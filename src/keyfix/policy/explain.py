@@ -30,7 +30,11 @@ def explain_explicit(rr: ResolvedRequest, denies: list[DecisiveRef]) -> list[str
 
 _ALLOWED = {
     "direct": "The key policy allows {who} directly ({refs}); no identity policy is needed in the key's account.",
-    "role": "The key policy allows the role of {who} ({refs}); no boundary or session policy limits it.",
+    "role": "The key policy allows the role of {who} or everyone ({refs}); no boundary or session policy limits it.",
+    "federating-user": (
+        "The key policy allows the IAM user who federated {who} or everyone ({refs}); "
+        "the session policy allows it and no boundary limits it."
+    ),
     "account": "The key policy lets the account use IAM policies and an identity policy allows {who}: {refs}.",
     "cross-account": "The key's owner allows the caller's account and the caller's identity policy allows it: {refs}.",
     "service": "The key policy allows the service principal {who}: {refs}.",
@@ -53,6 +57,11 @@ def _resource_sentence(rr: ResolvedRequest, path: str) -> str:
         )
     if path == "role":
         return f"No key policy statement allows the role of {who} (or the session itself) to call {rr.action_name}."
+    if path == "federating-user":
+        return (
+            f"No key policy statement allows the IAM user who federated {who} (or the federated user "
+            f"itself) to call {rr.action_name}."
+        )
     if path == "account":
         account = rr.caller.account
         return f"The key policy neither allows {who} nor lets account {account} delegate {rr.action_name} to IAM."

@@ -19,7 +19,16 @@ from typing import Any
 from keyfix.policy.errors import PolicyError
 from keyfix.policy.kms_actions import ENCRYPTION_CONTEXT_OPERATIONS, GRANT_OPERATIONS
 from keyfix.policy.patterns import Context
-from keyfix.policy.principals import DIRECT, ROLE, SERVICE, WILDCARD, Caller, PrincipalEntry, parse_entry
+from keyfix.policy.principals import (
+    DIRECT,
+    FEDERATING_USER,
+    ROLE,
+    SERVICE,
+    WILDCARD,
+    Caller,
+    PrincipalEntry,
+    parse_entry,
+)
 
 _FIELDS = frozenset(
     {
@@ -111,10 +120,10 @@ class Grant:
         """
         kind = None
         if operation in self.operations and self._grantee is not None:
-            kind = self._grantee.covers(caller)
+            kind = _grant_kind(self._grantee.covers(caller))
         if kind is None and operation == "RetireGrant" and self._retiring is not None:
-            kind = self._retiring.covers(caller)
-        return DIRECT if kind in (ROLE, SERVICE, WILDCARD) else kind
+            kind = _grant_kind(self._retiring.covers(caller))
+        return kind
 
     def unmet_constraint(self, operation: str, context: Context) -> str | None:
         """Which constraint the request fails, or None if it meets them all."""
@@ -184,3 +193,11 @@ def _request_encryption_context(context: Context) -> dict[str, str] | None:
                 return None
             pairs[key[len(_EC_PREFIX) :]] = values[0]
     return pairs
+
+
+def _grant_kind(kind: str | None) -> str | None:
+    """A grant names its grantee directly; an IAM user grantee is not documented to
+    cover the user's federated user sessions, so it does not."""
+    if kind == FEDERATING_USER:
+        return None
+    return DIRECT if kind in (ROLE, SERVICE, WILDCARD) else kind

@@ -15,15 +15,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+# Actions whose request has no kms:CallerAccount. The key exists for "KMS key resource
+# operations" and "custom key store operations"
+# (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-caller-account),
+# and the Service Authorization Reference lists it for CreateKey too; these four are none
+# of those and list no kms:CallerAccount
+# (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awskeymanagementservice.html).
+_NO_CALLER_ACCOUNT = frozenset({"GenerateRandom", "ListAliases", "ListKeys", "ListRetirableGrants"})
+
+
 @dataclass(frozen=True, slots=True)
 class KmsAction:
     name: str  # the IAM action name without the "kms:" prefix, AWS's spelling
     key_policy: bool  # authorised on a KMS key, so the key policy must allow it
     cross_account: bool  # usable on a key in another account
+    caller_account: bool = True  # the request context carries kms:CallerAccount
 
 
 def _a(name: str, key_policy: bool = True, cross_account: bool = False) -> KmsAction:
-    return KmsAction(name, key_policy, cross_account)
+    return KmsAction(name, key_policy, cross_account, name not in _NO_CALLER_ACCOUNT)
 
 
 # "IAM policy" actions have no key resource: only identity-based policies decide.

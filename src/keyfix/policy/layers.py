@@ -14,6 +14,8 @@ Which layers apply to which callers:
   rcps=None for its keys.
 - Permissions boundaries apply to IAM users and roles (and so to their sessions), not
   to the root user or services (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html).
+  A key-policy Deny with NotPrincipal applies to every caller with a boundary, whatever
+  its NotPrincipal names (same page; Statement.principal_match).
 - Session policies apply to role and federated-user sessions only.
 - Identity policies do not exist for service principals.
 """
@@ -39,7 +41,8 @@ class Hit:
     kinds: frozenset[str]
 
 
-def statement_hits(policy: Policy, rr: ResolvedRequest) -> list[Hit]:
+def statement_hits(policy: Policy, rr: ResolvedRequest, has_boundary: bool = False) -> list[Hit]:
+    """`has_boundary`: the caller has a permissions boundary (see Statement.principal_match)."""
     hits = []
     resource = rr.request.resource
     context = rr.context
@@ -48,7 +51,7 @@ def statement_hits(policy: Policy, rr: ResolvedRequest) -> list[Hit]:
             continue
         if not statement.resource_matches(resource, context):
             continue
-        kinds = statement.principal_match(rr.caller)
+        kinds = statement.principal_match(rr.caller, has_boundary)
         if not kinds:
             continue
         if statement.conditions and not statement.conditions_hold(context):
@@ -94,9 +97,13 @@ def collect(rr: ResolvedRequest, policies: PolicySet) -> Layers:
     def hits_of(policy: Policy | None) -> list[Hit]:
         return statement_hits(policy, rr) if policy is not None else []
 
+    boundary_applies = caller.kind in ("user", "role", "session", "federated")
     key_policy: list[Hit] = []
     if rr.action.key_policy:
-        key_policy = hits_of(policies.resource_policy)
+        if policies.resource_policy is not None:
+            # A NotPrincipal Deny applies to every principal with a permissions boundary.
+            has_boundary = boundary_applies and bool(policies.permission_boundaries)
+            key_policy = statement_hits(policies.resource_policy, rr, has_boundary)
     elif policies.resource_policy is not None:
         notes.append(f"{rr.action_name} is authorised by IAM policies only; the key policy does not apply.")
 
@@ -108,7 +115,7 @@ def collect(rr: ResolvedRequest, policies: PolicySet) -> Layers:
         identity = [hit for policy in policies.identity_policies for hit in hits_of(policy)]
 
     boundaries: list[list[Hit]] = []
-    if caller.kind in ("user", "role", "session", "federated"):
+    if boundary_applies:
         boundaries = [hits_of(policy) for policy in policies.permission_boundaries]
     elif policies.permission_boundaries:
         notes.append(f"Permissions boundaries were ignored: they do not apply to {caller.arn}.")

@@ -9,6 +9,12 @@ context and compiled through a cache, so thousands of evaluations stay cheap.
 - Variables, `${*}` `${?}` `${$}`, defaults:
   https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html
   (only in policies with "Version": "2012-10-17"; elsewhere `${...}` is literal text).
+- In the Resource element a variable works "only in the resource portion of the ARN",
+  after the fifth colon; "you can't use a variable to replace parts of the ARN before
+  the fifth colon, such as the service or account"
+  (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html#policy-vars-resourceelement).
+  There `${...}` stays literal text, so `arn:aws:kms:*:${aws:PrincipalAccount}:key/*`
+  matches no key (as in AWS). ARN condition values have no such limit.
 """
 
 from __future__ import annotations
@@ -31,7 +37,11 @@ class VariableError(ValueError):
     """A `${...}` that is not a valid policy variable."""
 
 
-def split_pieces(text: str, wildcards: bool, variables: bool) -> tuple[Piece, ...]:
+def split_pieces(
+    text: str, wildcards: bool, variables: bool, resource_part_only: bool = False
+) -> tuple[Piece, ...]:
+    """`resource_part_only`: variables before the fifth colon of the ARN are literal text
+    (the Resource element, see the module docstring); colons inside a `${...}` do not count."""
     pieces: list[Piece] = []
     literal: list[str] = []
 
@@ -41,6 +51,7 @@ def split_pieces(text: str, wildcards: bool, variables: bool) -> tuple[Piece, ..
             literal.clear()
 
     i = 0
+    colons = 0
     while i < len(text):
         ch = text[i]
         if variables and text.startswith("${", i):
@@ -50,11 +61,14 @@ def split_pieces(text: str, wildcards: bool, variables: bool) -> tuple[Piece, ..
             body = m.group(1)
             if body in _SPECIAL:
                 literal.append(_SPECIAL[body])  # a literal *, ? or $, never a wildcard
+            elif resource_part_only and colons < 5:
+                literal.append(m.group(0))  # before the fifth colon: text, not a variable
             else:
                 flush()
                 pieces.append(_variable_piece(body))
             i = m.end()
             continue
+        colons += ch == ":"
         if wildcards and ch in "*?":
             flush()
             pieces.append((ch,))
@@ -146,8 +160,16 @@ class Pattern:
     regex: re.Pattern[str] | None = None  # precompiled when there are no variables
 
     @classmethod
-    def compile(cls, raw: str, *, variables: bool = False, ignore_case: bool = False, arn: bool = False) -> Pattern:
-        pieces = split_pieces(raw, wildcards=True, variables=variables)
+    def compile(
+        cls,
+        raw: str,
+        *,
+        variables: bool = False,
+        ignore_case: bool = False,
+        arn: bool = False,
+        resource_part_only: bool = False,
+    ) -> Pattern:
+        pieces = split_pieces(raw, wildcards=True, variables=variables, resource_part_only=resource_part_only)
         regex = None
         if not any(p[0] == "var" for p in pieces):
             regex = _compile(_pattern_source(pieces, arn), ignore_case)

@@ -4,6 +4,15 @@
   An account ARN and a bare account id both name the account, not only its root user;
   a role ARN covers the role's sessions; a session must be named exactly; no partial
   wildcards; `"*"` and `{"AWS": "*"}` name everyone.
+- A user ARN also covers the user's federated user sessions (GetFederationToken):
+  "If a resource-based policy grants permission to the ARN of the IAM user who
+  federated, then requests made by the federated user during the session are limited by
+  an implicit deny in a permission boundary or session policy"; a Deny naming the user
+  applies to them too
+  (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html,
+  https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies.html#policies_session).
+  The federated user ARN does not carry the IAM user: the session's name is taken as the
+  user's name (IAM user names are unique in an account, whatever their path).
 - A deleted-and-recreated user or role shows in a policy as its unique id (AIDA.../
   AROA...), which no longer maps to any principal (same page, "IAM role principals").
 - Service-linked roles live under the path `aws-service-role/`:
@@ -32,9 +41,10 @@ _SERVICE = re.compile(r"^[a-z0-9][a-z0-9.-]*\.amazonaws\.com(\.cn)?$")
 UNIQUE_ID = re.compile(r"^(AIDA|AROA)[A-Z0-9]{12,}$")
 
 # How a statement's principal covers the caller; evaluate.py decides what each needs.
-WILDCARD = "wildcard"  # "*": everyone, no identity policy needed in the same account
+WILDCARD = "wildcard"  # "*": everyone, no identity policy needed in the same account; limited like ROLE for a session
 ACCOUNT = "account"  # the caller's account: delegates to the account's IAM policies
 ROLE = "role"  # the role of a role session: limited by boundary and session policy
+FEDERATING_USER = "federating_user"  # the IAM user of a federated user session: limited like ROLE
 DIRECT = "direct"  # the user, session or federated user itself
 SERVICE = "service"  # an AWS service principal
 
@@ -148,7 +158,9 @@ class PrincipalEntry:
         if kind == "account":
             return ACCOUNT
         if kind == "user":
-            return DIRECT if caller.kind == "user" and caller.name == self.name else None
+            if caller.name != self.name:
+                return None
+            return DIRECT if caller.kind == "user" else FEDERATING_USER if caller.kind == "federated" else None
         if kind == "role":
             return ROLE if caller.kind in ("role", "session") and caller.name == self.name else None
         if kind == "session":

@@ -6,8 +6,9 @@ https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-ke
 (aws:PrincipalArn, aws:PrincipalAccount, aws:PrincipalType, aws:username, aws:userid,
 aws:PrincipalIsAWSService, aws:PrincipalServiceName) and
 https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html
-(kms:CallerAccount; kms:EncryptionContextKeys = the keys of the request's
-kms:EncryptionContext:<key> pairs).
+(kms:CallerAccount, only for the actions that have it: not ListKeys, ListAliases,
+ListRetirableGrants or GenerateRandom, see kms_actions._NO_CALLER_ACCOUNT;
+kms:EncryptionContextKeys = the keys of the request's kms:EncryptionContext:<key> pairs).
 """
 
 from __future__ import annotations
@@ -77,11 +78,11 @@ def resolve_request(request: Request) -> ResolvedRequest:
             raise PolicyError("request.resource_account", "needed: the resource names no account")
     elif not isinstance(account, str) or not _ACCOUNT.match(account):
         raise PolicyError("request.resource_account", f"{account!r} is not a 12-digit account id")
-    context = _context(request.context, caller)
+    context = _context(request.context, caller, action)
     return ResolvedRequest(request, caller, action, f"kms:{action.name}", account, context)
 
 
-def _context(given: Mapping[str, str | list[str]], caller: Caller) -> dict[str, tuple[str, ...]]:
+def _context(given: Mapping[str, str | list[str]], caller: Caller, action: KmsAction) -> dict[str, tuple[str, ...]]:
     if not isinstance(given, Mapping):
         raise PolicyError("request.context", "the context must be an object")
     context: dict[str, tuple[str, ...]] = {}
@@ -99,12 +100,12 @@ def _context(given: Mapping[str, str | list[str]], caller: Caller) -> dict[str, 
     # The encryption context keys keep their case: StringEquals on
     # kms:EncryptionContextKeys is case-sensitive (conditions-kms.html).
     ec_keys = tuple(k[len(_EC_PREFIX) :] for k in given if k.lower().startswith(_EC_PREFIX))
-    for derived_key, derived in _derived(caller, ec_keys).items():
+    for derived_key, derived in _derived(caller, ec_keys, action).items():
         context.setdefault(derived_key, derived)
     return context
 
 
-def _derived(caller: Caller, ec_keys: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+def _derived(caller: Caller, ec_keys: tuple[str, ...], action: KmsAction) -> dict[str, tuple[str, ...]]:
     derived: dict[str, tuple[str, ...]] = {}
     if caller.is_service:
         derived["aws:principalisawsservice"] = ("true",)
@@ -113,7 +114,9 @@ def _derived(caller: Caller, ec_keys: tuple[str, ...]) -> dict[str, tuple[str, .
         derived["aws:principalisawsservice"] = ("false",)
         derived["aws:principalarn"] = (caller.principal_arn or caller.arn,)
         derived["aws:principalaccount"] = (caller.account or "",)
-        derived["kms:calleraccount"] = (caller.account or "",)
+        if action.caller_account:
+            # https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-caller-account
+            derived["kms:calleraccount"] = (caller.account or "",)
         derived["aws:principaltype"] = (_PRINCIPAL_TYPE[caller.kind],)
         if caller.kind == "user":
             derived["aws:username"] = (caller.name,)

@@ -3,8 +3,9 @@
 Grammar: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_grammar.html
 - Action/NotAction: service prefix and name are case-insensitive, `*`/`?` wildcards
   (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_action.html).
-- Resource/NotResource: case-sensitive, wildcards within ARN segments, variables in
-  the resource part (reference_policies_elements_resource.html).
+- Resource/NotResource: case-sensitive, wildcards within ARN segments, variables only
+  in the resource part, after the fifth colon (reference_policies_elements_resource.html,
+  https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html#policy-vars-resourceelement).
 - Principal/NotPrincipal: reference_policies_elements_principal.html and
   reference_policies_elements_notprincipal.html.
 """
@@ -17,12 +18,13 @@ from typing import Any
 from keyfix.policy.conditions import Condition, parse_condition_block
 from keyfix.policy.errors import PolicyError
 from keyfix.policy.patterns import Context, Pattern, PatternSet, VariableError
-from keyfix.policy.principals import Caller, PrincipalEntry, parse_entry
+from keyfix.policy.principals import WILDCARD, Caller, PrincipalEntry, parse_entry
 
 _ELEMENTS = frozenset(
     {"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource", "NotResource", "Condition"}
 )
 _PRINCIPAL_TYPES = ("AWS", "Service", "Federated", "CanonicalUser")
+_EVERYONE = frozenset({WILDCARD})
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,20 +45,28 @@ class Statement:
     def has_principal_element(self) -> bool:
         return self.principals is not None or self.not_principals is not None
 
-    def principal_match(self, caller: Caller) -> frozenset[str]:
+    def principal_match(self, caller: Caller, has_boundary: bool = False) -> frozenset[str]:
         """How the Principal/NotPrincipal element covers the caller (empty: not at all).
 
         A statement without either element (identity policies, SCPs) applies to the
         principal it is attached to. NotPrincipal excludes whoever any listed entry
         would cover, the account entry included; the rest are covered as by "*".
+        `has_boundary`: a permissions boundary is in force for the caller; then "the
+        NotPrincipal element with a Deny effect will always deny any IAM principal that
+        has a permissions boundary policy attached, regardless of the values specified in
+        the NotPrincipal element"
+        (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html,
+        https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notprincipal.html).
         """
         if self.principals is not None:
             return frozenset(k for e in self.principals if (k := e.covers(caller)) is not None)
         if self.not_principals is not None:
+            if has_boundary and self.effect == "Deny":
+                return _EVERYONE
             if any(e.covers(caller) is not None for e in self.not_principals):
                 return frozenset()
-            return frozenset({"wildcard"})
-        return frozenset({"wildcard"})
+            return _EVERYONE
+        return _EVERYONE
 
     def action_matches(self, action: str, context: Context) -> bool:
         return self.actions.matches(action, context) != self.not_action
@@ -95,7 +105,8 @@ def _parse_resources(value: Any, place: str, variables: bool) -> PatternSet:
         if text != "*" and not (text.startswith("arn:") and text.count(":") >= 5):
             raise PolicyError(place, f'{text!r} must be an ARN or "*"')
         try:
-            out.append(Pattern.compile(text, variables=variables, arn=True))
+            # Variables before the fifth colon stay literal text (policy-vars-resourceelement).
+            out.append(Pattern.compile(text, variables=variables, arn=True, resource_part_only=True))
         except VariableError as err:
             raise PolicyError(place, str(err)) from None
     return PatternSet(tuple(out))

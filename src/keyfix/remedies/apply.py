@@ -76,6 +76,8 @@ def carry_out(findings: list[Finding], situation: Situation, settings, gw, store
                 fix.status, fix.reason = FixStatus.FAILED, str(failure)
                 blocked = "an earlier step failed"
                 continue
+            if fix.kind == FixKind.GRANT:
+                _grant_made(finding)
             if change is None:
                 fix.status = FixStatus.ALREADY_PRESENT
             else:
@@ -89,6 +91,17 @@ def carry_out(findings: list[Finding], situation: Situation, settings, gw, store
                         log.exception("applied %s to %s but could not record it", fix.kind, fix.target)
                 changes.append(record)
     return changes
+
+
+def _grant_made(finding: Finding) -> None:
+    """Seed A2: once this account could create the grant, the key owner's policy evidently
+    lets it, and nobody else needs the create-grant permission: the proposals that were
+    prerequisites of the grant are in place."""
+    for other in finding.fixes:
+        if other.kind != FixKind.GRANT and other.status == FixStatus.PROPOSED and \
+                other.kind in (FixKind.KEY_POLICY_STATEMENT, FixKind.IDENTITY_POLICY):
+            other.status = FixStatus.ALREADY_PRESENT
+            other.reason = "not needed now: keyfix created the grant from this account, which the key owner allows"
 
 
 def _key_lock(store, key_arn: str, owner: str):

@@ -12,9 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from keyfix.arns import (
+    ASG_SLR_NAME,
+    iam_arn_for_session,
+    is_service_linked_role,
+    parse_arn,
+    partition_of,
+    via_service,
+)
 from keyfix.events.incident import Caller, Incident
 from keyfix.report import Trigger
-from keyfix.arns import ASG_SLR_NAME, iam_arn_for_session, parse_arn, via_service
 from keyfix.resolve.autoscaling import describe_group, launch_configuration, launch_sources, service_linked_role
 from keyfix.resolve.cloudtrail import find_launcher
 from keyfix.resolve.ec2 import (
@@ -25,11 +32,17 @@ from keyfix.resolve.ec2 import (
     plan_launch_keys,
 )
 from keyfix.resolve.facts import AccessNeed, KeyFacts, PrincipalFacts, Situation
-from keyfix.arns import partition_of
 from keyfix.resolve.gateway import AwsError, AwsGateway
 from keyfix.resolve.iam import read_principal
 from keyfix.resolve.kms import read_key
-from keyfix.resolve.needs import CRYPTO_OPERATIONS, launch_needs, start_needs
+from keyfix.resolve.needs import (
+    CRYPTO_OPERATIONS,
+    EBS_CALLER_OPERATIONS,
+    GRANT_OPERATIONS,
+    LAUNCH_USE_OPERATIONS,
+    launch_needs,
+    start_needs,
+)
 
 __all__ = [
     "AccessNeed",
@@ -175,7 +188,16 @@ def _kms_access_denied(incident: Incident, gw: AwsGateway, s: Situation) -> None
     resource = (
         f"arn:{partition_of(region)}:ec2:{region}:{incident.account}:volume/{volume}" if volume else None
     )
-    s.needs.append(AccessNeed(principal=facts.arn, key_arn=key.arn, operations=(action,), context=context, resource=resource))
+    operations: tuple[str, ...] = (action,)
+    if via and via.startswith("ec2.") and action in EBS_CALLER_OPERATIONS:
+        # Through EBS, the denied action is one of a set the caller needs together.
+        operations = (GRANT_OPERATIONS + LAUNCH_USE_OPERATIONS) if is_service_linked_role(facts.arn) \
+            else EBS_CALLER_OPERATIONS
+        context["kms:GrantIsForAWSResource"] = "true"  # sent with the grant operation only (plan.Model)
+        for name in [k for k in context if k.lower().startswith("kms:encryptioncontext")]:
+            del context[name]  # the other operations carry contexts of their own
+    s.needs.append(AccessNeed(principal=facts.arn, key_arn=key.arn, operations=operations, context=context,
+                              resource=resource))
 
 
 def _principal_of(caller: Caller) -> str | None:

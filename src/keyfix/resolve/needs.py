@@ -28,6 +28,20 @@ LAUNCH_USE_OPERATIONS = (
 )
 GRANT_OPERATIONS = ("kms:CreateGrant",)
 
+# What a user or role needs for EBS to use a customer managed key on its behalf (create a
+# volume from an encrypted snapshot, attach it, start an instance with it). One denied
+# action in CloudTrail is only the first of these to fail; a fix for it alone would just
+# move the failure to the next one (seed 002).
+# https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html#ebs-encryption-permissions
+EBS_CALLER_OPERATIONS = (
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+)
+
 # Operations whose request carries an encryption context
 # (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-encryption-context).
 CRYPTO_OPERATIONS = frozenset(

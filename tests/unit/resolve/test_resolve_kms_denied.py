@@ -9,6 +9,7 @@ import pytest
 
 from keyfix.events.incident import Caller
 from keyfix.resolve import resolve
+from keyfix.resolve.needs import EBS_CALLER_OPERATIONS, GRANT_OPERATIONS, LAUNCH_USE_OPERATIONS
 from tests.support.accounts import ASG_ACCOUNT, KEY_ACCOUNT, REGION, b_key_policy, build_a1, build_b
 from tests.support.faults import deny
 
@@ -35,7 +36,8 @@ def test_b_user_denied_create_grant_via_ebs(make_gateway):
     (need,) = situation.needs
     assert need.principal == case.user_arn
     assert need.key_arn == case.key_arn
-    assert need.operations == ("kms:CreateGrant",)
+    # Through EBS, one denied action is the first of the set EBS needs from the caller.
+    assert need.operations == EBS_CALLER_OPERATIONS
     # The request came through EBS (encryption context aws:ebs:id), so EC2 made the grant for
     # an AWS resource; no EncryptionContext keys on a grant operation.
     assert need.context == {
@@ -53,19 +55,35 @@ def test_b_user_denied_create_grant_via_ebs(make_gateway):
     assert alice.permission_boundary is None
 
 
-def test_b_user_denied_decrypt_carries_the_encryption_context(make_gateway):
+def test_b_user_denied_decrypt_through_ebs_needs_the_whole_ebs_set(make_gateway):
     case = build_b()
     gw = make_gateway()
 
     situation = resolve(case.denied_incident("Decrypt"), gw)
 
     (need,) = situation.needs
-    assert need.operations == ("kms:Decrypt",)
+    assert need.operations == EBS_CALLER_OPERATIONS
+    # one volume's encryption context does not describe the other operations' requests
     assert need.context == {
         "kms:CallerAccount": ASG_ACCOUNT,
         "kms:ViaService": "ec2.us-east-1.amazonaws.com",
-        "kms:EncryptionContext:aws:ebs:id": case.volume_id,
-        "kms:EncryptionContextKeys": ["aws:ebs:id"],
+        "kms:GrantIsForAWSResource": "true",
+    }
+
+
+def test_denied_decrypt_not_through_a_service_keeps_its_encryption_context(make_gateway):
+    case = build_b()
+    gw = make_gateway()
+    incident = dataclasses.replace(case.denied_incident("Decrypt"), encryption_context={"app": "billing"})
+
+    situation = resolve(incident, gw)
+
+    (need,) = situation.needs
+    assert need.operations == ("kms:Decrypt",)
+    assert need.context == {
+        "kms:CallerAccount": ASG_ACCOUNT,
+        "kms:EncryptionContext:app": "billing",
+        "kms:EncryptionContextKeys": ["app"],
     }
 
 
@@ -126,7 +144,9 @@ def test_auto_scaling_role_session_is_the_service_linked_role(make_gateway):
 
     (need,) = situation.needs
     assert need.principal == case.slr_arn
-    assert need.context == {"kms:CallerAccount": ASG_ACCOUNT, "kms:ViaService": "ec2.us-east-1.amazonaws.com"}
+    assert need.operations == GRANT_OPERATIONS + LAUNCH_USE_OPERATIONS  # what a launch needs of it
+    assert need.context == {"kms:CallerAccount": ASG_ACCOUNT, "kms:ViaService": "ec2.us-east-1.amazonaws.com",
+                            "kms:GrantIsForAWSResource": "true"}
     assert situation.principals[case.slr_arn].kind == "service-linked-role"
     assert gw.calls == [("iam", "GetRole"), *KEY_READS]
 
