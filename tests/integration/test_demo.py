@@ -117,7 +117,10 @@ def test_every_report_is_valid_and_every_scenario_ends_as_built(applied, propose
             assert result["as_expected"], result["problems"]
             # on-call's message is about the same finding the report holds
             causes = sorted({f["cause"] for f in result["report"]["findings"]})
-            assert result["sns"]["attributes"]["cause"] == causes
+            if causes == ["not-kms"]:
+                assert result["sns"] is None  # keyfix does not page about other teams' failures
+            else:
+                assert result["sns"]["attributes"]["cause"] == causes
 
 
 def test_a1_key_policy_statement_applied_and_the_launch_then_allowed(applied):
@@ -142,7 +145,8 @@ def test_a2_grant_applied_here_and_key_owner_addressed_in_444455556666(applied):
     fixes = fixes_by_kind(finding)
     assert fixes["grant"]["status"] == "applied" and fixes["grant"]["target_account"] == ASG_ACCOUNT
     owner = fixes["key-policy-statement"]
-    assert owner["status"] == "proposed" and owner["target_account"] == KEY_ACCOUNT
+    # the grant could be made, so the owner's side was in place: said, not proposed again
+    assert owner["status"] == "already-present" and owner["target_account"] == KEY_ACCOUNT
     assert any(finding["key_arn"] in command for command in owner["cli"])
     assert a2["after"]["decision"] == "Allowed" and a2["after"]["decisive"][0]["policy"].startswith("grants[")
     assert a2["retry_succeeded"] and recorder.changed("a2")

@@ -143,6 +143,8 @@ def check(expected: Expected, outcome: Outcome) -> list[str]:
     succeeded = bool(outcome.retry and outcome.retry.succeeded)
     if succeeded != expected.retry_succeeds:
         problems.append(f"the retry {'succeeded' if succeeded else 'failed'}, expected the opposite")
-    if not outcome.messages:
+    if expected.notifies and not outcome.messages:
         problems.append("on-call received no SNS message")
+    if not expected.notifies and outcome.messages:
+        problems.append(f"keyfix paged on-call about a failure that is not its business: {outcome.messages[0]}")
     return problems

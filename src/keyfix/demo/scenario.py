@@ -47,6 +47,7 @@ class Expected:
     fixes: tuple[ExpectedFix, ...]
     retry_succeeds: bool
     why: str = ""  # said when the ending is not a repair
+    notifies: bool = True  # keyfix stays quiet about failures that are not about KMS
 
 
 class Scenario(ABC):
