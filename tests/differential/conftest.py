@@ -27,7 +27,7 @@ DRIVER = ORACLE_DIR / "driver.mjs"
 BENCH_DRIVER = ORACLE_DIR / "bench_driver.mjs"
 PACKAGE_DIR = ORACLE_DIR / "node_modules" / "@cloud-copilot" / "iam-simulate"
 
-sys.path.insert(0, str(HERE))  # strategies.py and known_differences.py
+sys.path.insert(0, str(HERE))  # strategies.py, case_views.py, known_differences.py, regressions.py
 
 
 def _pinned_version() -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from conftest import BENCH_DRIVER, DRIVER, ORACLE_DIR
+from tests.differential.conftest import BENCH_DRIVER, DRIVER, ORACLE_DIR
 
 V = "2012-10-17"
 A, B = "111122223333", "444455556666"

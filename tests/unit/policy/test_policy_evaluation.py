@@ -11,11 +11,13 @@ from kms_policy_fixtures import (
     FULL_ACCESS,
     KEY,
     KEY_ACCOUNT,
+    OTHER_ACCOUNT,
     RCP_FULL_ACCESS,
     a1_statements,
     decide,
     enable_iam,
     policy_doc,
+    root,
     slr_session,
     stmt,
 )
@@ -173,6 +175,23 @@ def test_boundary_limits_identity_permissions():
     )
 
 
+def test_a_notprincipal_deny_denies_every_principal_with_a_boundary():
+    # "The NotPrincipal element with a Deny effect will always deny any IAM principal that
+    # has a permissions boundary policy attached, regardless of the values specified in the
+    # NotPrincipal element." (access_policies_boundaries.html, reference_policies_elements_notprincipal.html)
+    key_policy = policy_doc(
+        enable_iam(), stmt("Deny", "kms:*", not_principal={"AWS": [ALICE, SESSION, ROLE]}, sid="OnlyThese")
+    )
+    allow_kms = policy_doc(stmt("Allow", "kms:*", "*"))
+    assert decide(ALICE, "kms:Decrypt", key_policy=key_policy, identity=(allow_kms,)).decision == "Allowed"
+    for caller in (ALICE, SESSION):
+        d = decide(caller, "kms:Decrypt", key_policy=key_policy, identity=(allow_kms,), boundaries=(allow_kms,))
+        assert (d.decision, [r.sid for r in d.decisive]) == ("ExplicitlyDenied", ["OnlyThese"])
+    # A NotPrincipal Allow is not affected.
+    allow_others = policy_doc(stmt("Allow", "kms:Decrypt", not_principal={"AWS": root(OTHER_ACCOUNT)}))
+    assert decide(ALICE, "kms:Decrypt", key_policy=allow_others, boundaries=(allow_kms,)).decision == "Allowed"
+
+
 def test_every_boundary_must_allow():
     allow = policy_doc(stmt("Allow", "kms:*", "*"))
     assert decide(ALICE, "kms:Decrypt", **_allowed_setup(boundaries=(allow, ONLY_ENCRYPT))).missing == [
@@ -206,13 +225,37 @@ def test_key_policy_naming_the_session_is_not_limited_by_boundary_or_session_pol
     assert decide(other, "kms:Decrypt", key_policy=key_policy).decision == "ImplicitlyDenied"
 
 
-def test_principal_star_in_the_same_account_needs_nothing_else():
+STAR_IN_ACCOUNT = policy_doc(
+    stmt("Allow", "kms:Decrypt", principal="*", condition={"StringEquals": {"kms:CallerAccount": KEY_ACCOUNT}})
+)
+
+
+def test_principal_star_in_the_same_account_needs_no_identity_policy():
     # "For IAM users and role principals within your account, no other permissions are required."
-    key_policy = policy_doc(
-        stmt("Allow", "kms:Decrypt", principal="*", condition={"StringEquals": {"kms:CallerAccount": KEY_ACCOUNT}})
-    )
-    assert decide(ALICE, "kms:Decrypt", key_policy=key_policy).decision == "Allowed"
-    assert decide(SESSION, "kms:Decrypt", key_policy=key_policy, boundaries=(ONLY_ENCRYPT,)).decision == "Allowed"
+    assert decide(ALICE, "kms:Decrypt", key_policy=STAR_IN_ACCOUNT).decision == "Allowed"
+    assert decide(SESSION, "kms:Decrypt", key_policy=STAR_IN_ACCOUNT).decision == "Allowed"
+
+
+@pytest.mark.parametrize("principal", ["*", {"AWS": "*"}])
+def test_principal_star_is_limited_by_the_session_policy_and_the_role_boundary(principal):
+    # Only a resource policy naming the session's ARN "grant[s] permissions directly to the
+    # session", which then is "not limited by an implicit deny in an identity-based policy,
+    # a permissions boundary, or session policy"; one naming the role is limited by both
+    # (access_policies.html#policies_session, reference_policies_evaluation-logic.html).
+    # "*" does not name the session: it is limited as the role ARN is (project decision).
+    key_policy = policy_doc(stmt("Allow", "kms:Decrypt", principal=principal))
+    d = decide(SESSION, "kms:Decrypt", key_policy=key_policy, session=ONLY_ENCRYPT)
+    assert (d.decision, d.missing) == ("ImplicitlyDenied", ["session_policy"])
+    d = decide(SESSION, "kms:Decrypt", key_policy=key_policy, boundaries=(ONLY_ENCRYPT,))
+    assert (d.decision, d.missing) == ("ImplicitlyDenied", ["permission_boundary"])
+    allow_kms = policy_doc(stmt("Allow", "kms:*", "*"))
+    d = decide(SESSION, "kms:Decrypt", key_policy=key_policy, session=allow_kms, boundaries=(allow_kms,))
+    assert d.decision == "Allowed"
+    # A federated user session: limited by its session policy and boundary too.
+    assert decide(FEDERATED, "kms:Decrypt", key_policy=key_policy, session=ONLY_ENCRYPT).missing == ["session_policy"]
+    assert decide(FEDERATED, "kms:Decrypt", key_policy=key_policy, session=allow_kms).decision == "Allowed"
+    # An IAM user (no session) stays allowed within its boundary.
+    assert decide(ALICE, "kms:Decrypt", key_policy=key_policy, boundaries=(ONLY_ENCRYPT,)).decision == "Allowed"
 
 
 # --- session policies ----------------------------------------------------------------
@@ -241,6 +284,44 @@ def test_federated_user_without_session_policy_is_denied_on_the_identity_path():
 def test_key_policy_naming_the_federated_user_grants_the_session_directly():
     key_policy = policy_doc(stmt("Allow", "kms:Decrypt", principal={"AWS": FEDERATED}))
     assert decide(FEDERATED, "kms:Decrypt", key_policy=key_policy).decision == "Allowed"
+
+
+CARLOS = f"arn:aws:iam::{KEY_ACCOUNT}:user/Carlos"
+
+
+def test_key_policy_naming_the_iam_user_covers_its_federated_sessions_within_the_session_policy():
+    # "If a resource-based policy grants permission to the ARN of the IAM user who federated,
+    # then requests made by the federated user during the session are limited by an implicit
+    # deny in a permission boundary or session policy" (reference_policies_evaluation-logic.html).
+    key_policy = policy_doc(stmt("Allow", "kms:Decrypt", principal={"AWS": CARLOS}))
+    allow_kms = policy_doc(stmt("Allow", "kms:*", "*"))
+    d = decide(FEDERATED, "kms:Decrypt", key_policy=key_policy, session=allow_kms)
+    assert d.decision == "Allowed"
+    assert [r.policy for r in d.decisive] == ["resource_policy", "session_policy"]
+    assert decide(FEDERATED, "kms:Decrypt", key_policy=key_policy, session=ONLY_ENCRYPT).missing == ["session_policy"]
+    d = decide(FEDERATED, "kms:Decrypt", key_policy=key_policy, session=allow_kms, boundaries=(ONLY_ENCRYPT,))
+    assert d.missing == ["permission_boundary"]
+    # Without a session policy a federated session has no permissions but those of a
+    # resource policy naming the session itself (API_GetFederationToken.html).
+    assert decide(FEDERATED, "kms:Decrypt", key_policy=key_policy).missing == ["session_policy"]
+    # Another user's ARN does not cover the session.
+    other = policy_doc(stmt("Allow", "kms:Decrypt", principal={"AWS": ALICE}))
+    assert decide(FEDERATED, "kms:Decrypt", key_policy=other, session=allow_kms).missing == ["resource_policy"]
+
+
+def test_a_deny_naming_the_iam_user_applies_to_its_federated_sessions():
+    key_policy = policy_doc(
+        stmt("Allow", "kms:Decrypt", principal={"AWS": FEDERATED}),
+        stmt("Deny", "kms:Decrypt", principal={"AWS": CARLOS}, sid="NoCarlos"),
+    )
+    d = decide(FEDERATED, "kms:Decrypt", key_policy=key_policy)
+    assert (d.decision, [r.sid for r in d.decisive]) == ("ExplicitlyDenied", ["NoCarlos"])
+
+
+def test_a_grant_to_the_iam_user_does_not_cover_its_federated_sessions():
+    grant = {"GrantId": "g-1", "GranteePrincipal": CARLOS, "Operations": ["Decrypt"]}
+    assert decide(FEDERATED, "kms:Decrypt", grants=(grant,)).decision == "ImplicitlyDenied"
+    assert decide(CARLOS, "kms:Decrypt", grants=(grant,)).decision == "Allowed"
 
 
 def test_session_policy_does_not_apply_to_a_user():

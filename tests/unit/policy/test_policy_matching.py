@@ -17,6 +17,7 @@ from kms_policy_fixtures import (
 )
 
 from keyfix.policy import PolicyError, Request
+from keyfix.policy.patterns import Pattern
 from keyfix.policy.request import resolve_request
 
 DELEGATING = policy_doc(enable_iam())
@@ -86,6 +87,57 @@ def test_not_resource_excludes_the_named_key():
     s = {"Effect": "Allow", "Action": "kms:Decrypt", "NotResource": KEY}
     assert _identity_decision(s) == "ImplicitlyDenied"
     assert _identity_decision(s, key=KEY.replace("1234abcd", "9999abcd")) == "Allowed"
+
+
+# Variables in Resource: "only in the resource portion of the ARN. This portion of the ARN
+# appears after the fifth colon (:). You can't use a variable to replace parts of the ARN
+# before the fifth colon, such as the service or account."
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html#policy-vars-resourceelement
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "arn:aws:kms:*:${aws:PrincipalAccount}:key/*",
+        "arn:aws:kms:us-west-2:${aws:PrincipalAccount}:key/*",
+        "arn:aws:kms:*:${kms:CallerAccount, '111122223333'}:key/*",
+    ],
+)
+def test_a_variable_before_the_fifth_colon_of_a_resource_is_not_substituted(pattern):
+    assert _identity_decision(stmt("Allow", "kms:Decrypt", pattern)) == "ImplicitlyDenied"
+    # ... so a NotResource with it excludes nothing, and a Deny with it denies nothing.
+    not_resource = {"Effect": "Allow", "Action": "kms:Decrypt", "NotResource": pattern}
+    assert _identity_decision(not_resource) == "Allowed"
+    deny = policy_doc(stmt("Allow", "kms:Decrypt", "*"), stmt("Deny", "kms:Decrypt", pattern))
+    assert decide(ALICE, "kms:Decrypt", key_policy=DELEGATING, identity=(deny,)).decision == "Allowed"
+
+
+def test_a_variable_before_the_fifth_colon_is_literal_text():
+    pattern = "arn:aws:kms:*:${aws:PrincipalAccount}:key/*"
+    literal_key = "arn:aws:kms:us-west-2:${aws:PrincipalAccount}:key/k"
+    compiled = Pattern.compile(pattern, variables=True, arn=True, resource_part_only=True)
+    assert not compiled.has_variables
+    assert compiled.matches(literal_key, {"aws:principalaccount": (KEY_ACCOUNT,)})
+    assert not compiled.matches(KEY, {"aws:principalaccount": (KEY_ACCOUNT,)})
+
+
+def test_a_variable_after_the_fifth_colon_of_a_resource_is_substituted():
+    pattern = f"arn:aws:kms:*:{KEY_ACCOUNT}:key/${{aws:PrincipalTag/key-id}}"
+    key_id = KEY.rsplit("/", 1)[1]
+    assert _identity_decision(stmt("Allow", "kms:Decrypt", pattern), context={"aws:PrincipalTag/key-id": key_id}) == (
+        "Allowed"
+    )
+    assert _identity_decision(stmt("Allow", "kms:Decrypt", pattern), context={"aws:PrincipalTag/key-id": "x"}) == (
+        "ImplicitlyDenied"
+    )
+
+
+def test_arn_condition_values_substitute_variables_anywhere():
+    # "You can use a policy variable for Condition values in any condition that involves
+    # the string operators or the ARN operators" (policy-vars-conditionelement): no
+    # fifth-colon rule there.
+    condition = {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::${aws:PrincipalAccount}:user/*"}}
+    assert _identity_decision(stmt("Allow", "kms:Decrypt", KEY, condition=condition)) == "Allowed"
 
 
 # --- Principal ----------------------------------------------------------------------------
@@ -190,6 +242,35 @@ def test_given_context_wins_over_derived_keys():
     role = f"arn:aws:iam::{KEY_ACCOUNT}:role/team/App"
     ctx = _context(f"arn:aws:sts::{KEY_ACCOUNT}:assumed-role/App/s", **{"aws:PrincipalArn": role})
     assert ctx["aws:principalarn"] == (role,)
+
+
+@pytest.mark.parametrize("action", ["kms:ListKeys", "kms:ListAliases", "kms:ListRetirableGrants", "kms:GenerateRandom"])
+def test_no_caller_account_for_actions_without_it(action):
+    # kms:CallerAccount is there for "KMS key resource operations" and "custom key store
+    # operations" (conditions-kms.html#conditions-kms-caller-account); the Service
+    # Authorization Reference lists no kms:CallerAccount for these four.
+    ctx = resolve_request(Request(ALICE, action, "*", KEY_ACCOUNT)).context
+    assert "kms:calleraccount" not in ctx
+    assert ctx["aws:principalaccount"] == (KEY_ACCOUNT,)
+
+
+@pytest.mark.parametrize("action", ["kms:CreateKey", "kms:CreateCustomKeyStore", "kms:DescribeCustomKeyStores"])
+def test_caller_account_for_create_key_and_custom_key_store_operations(action):
+    ctx = resolve_request(Request(ALICE, action, "*", KEY_ACCOUNT)).context
+    assert ctx["kms:calleraccount"] == (KEY_ACCOUNT,)
+
+
+def test_a_caller_account_condition_does_not_match_list_keys():
+    identity = policy_doc(
+        stmt("Allow", "kms:ListKeys", "*"),
+        stmt("Deny", "kms:List*", "*", condition={"StringEquals": {"kms:CallerAccount": KEY_ACCOUNT}}),
+    )
+    d = decide(ALICE, "kms:ListKeys", key="*", resource_account=KEY_ACCOUNT, identity=(identity,))
+    assert d.decision == "Allowed"
+    own_account = {"StringEquals": {"kms:CallerAccount": KEY_ACCOUNT}}
+    only_own = policy_doc(stmt("Allow", "kms:ListKeys", "*", condition=own_account))
+    d = decide(ALICE, "kms:ListKeys", key="*", resource_account=KEY_ACCOUNT, identity=(only_own,))
+    assert d.decision == "ImplicitlyDenied"
 
 
 def test_service_principal_context():
