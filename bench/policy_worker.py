@@ -10,10 +10,13 @@ Times keyfix.policy.simulate.decide(doc) over every case of the corpus, in-proce
 * warm: R further passes, median; the caches as the code configures them (a corpus with
   more distinct policies than the parsed-policy cache holds is partly re-parsed);
 * warm, cache fits: the parsed-policy cache enlarged to hold the whole corpus (only to
-  show what the cache is worth; nothing in keyfix is changed on disk).
+  show what the cache is worth; nothing in keyfix is changed on disk; --no-fit skips it).
 
-Prints one JSON object on stdout. Memory is the process's peak RSS (getrusage
-ru_maxrss), also sampled after the imports and after loading the corpus.
+Each timed pass also records the CPU time it used (time.process_time), which is less
+sensitive than wall time to other load on the machine.
+
+Prints one JSON object on stdout. Memory is the process's peak RSS (VmHWM
+of /proc/self/status), also sampled after the imports and after loading the corpus.
 """
 
 from __future__ import annotations
@@ -31,6 +34,15 @@ import time
 
 
 def peak_rss_kb() -> int:
+    """VmHWM: the peak RSS of this process image. (getrusage's ru_maxrss would also count the
+    parent's RSS at fork, which Linux carries across exec.)"""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
 
 
@@ -43,6 +55,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("cases")
     ap.add_argument("--passes", type=int, default=3)
+    ap.add_argument("--no-fit", action="store_true", help="skip the passes with an enlarged policy cache")
     args = ap.parse_args()
 
     rss_start = current_rss_kb()
@@ -65,19 +78,24 @@ def main() -> None:
         re.purge()
         gc.collect()
 
-    def one_pass() -> tuple[float, collections.Counter]:
+    cpu: dict[str, list[float]] = {"cold": [], "warm": []}
+
+    def one_pass(kind: str | None = None) -> tuple[float, collections.Counter]:
         decisions: collections.Counter = collections.Counter()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for doc in docs:
             try:
                 decisions[decide(doc)["decision"]] += 1
             except Exception as err:  # noqa: BLE001 - an invalid case counts as an error, as in the node driver
                 decisions["error:" + type(err).__name__] += 1
-        return time.perf_counter() - start, decisions
+        seconds = time.perf_counter() - start
+        if kind:
+            cpu[kind].append(time.process_time() - cpu_start)
+        return seconds, decisions
 
     clear_caches()
-    cold_s, decisions = one_pass()
-    warm = [one_pass()[0] for _ in range(args.passes)]
+    cold_s, decisions = one_pass("cold")
+    warm = [one_pass("warm")[0] for _ in range(args.passes)]
     peak_default = peak_rss_kb()
 
     # How often a warm pass still parses a policy: count Policy._parse calls in one untimed pass.
@@ -105,25 +123,28 @@ def main() -> None:
     }
 
     # The same with a parsed-policy cache that holds the whole corpus.
-    policy._CACHE_SIZE = max(policy._CACHE_SIZE, 4 * lookups)
-    clear_caches()
-    one_pass()  # fill
-    warm_fit = [one_pass()[0] for _ in range(args.passes)]
-    policy._CACHE_SIZE = cache_info["parsed_policy_cache_size"]
+    warm_fit: list[float] = []
+    if not args.no_fit:
+        policy._CACHE_SIZE = max(policy._CACHE_SIZE, 4 * lookups)
+        clear_caches()
+        one_pass()  # fill
+        warm_fit = [one_pass()[0] for _ in range(args.passes)]
+        policy._CACHE_SIZE = cache_info["parsed_policy_cache_size"]
 
     warm_s = statistics.median(warm)
-    fit_s = statistics.median(warm_fit)
+    fit_s = statistics.median(warm_fit) if warm_fit else None
     out = {
         "engine": "keyfix",
         "python": platform.python_version(),
         "cases": n,
         "passes": args.passes,
         "import_s": import_s,
-        "cold": {"seconds": cold_s, "cases_per_s": n / cold_s, "per_case_us": cold_s * 1e6 / n},
+        "cold": {"seconds": cold_s, "cases_per_s": n / cold_s, "per_case_us": cold_s * 1e6 / n,
+                 "cpu_s": cpu["cold"][0]},
         "warm": {"seconds": warm_s, "cases_per_s": n / warm_s, "per_case_us": warm_s * 1e6 / n,
-                 "all_passes_s": warm},
-        "warm_cache_fits": {"seconds": fit_s, "cases_per_s": n / fit_s, "per_case_us": fit_s * 1e6 / n,
-                            "all_passes_s": warm_fit},
+                 "all_passes_s": warm, "cpu_s": statistics.median(cpu["warm"])},
+        "warm_cache_fits": None if fit_s is None else {
+            "seconds": fit_s, "cases_per_s": n / fit_s, "per_case_us": fit_s * 1e6 / n, "all_passes_s": warm_fit},
         "decisions": dict(sorted(decisions.items())),
         "errors": sum(v for k, v in decisions.items() if k.startswith("error:")),
         "cache": cache_info,
@@ -132,7 +153,7 @@ def main() -> None:
             "rss_after_import": rss_after_import,
             "rss_after_loading_cases": rss_after_load,
             "peak_rss": peak_default,
-            "peak_rss_with_cache_fitting_corpus": peak_rss_kb(),
+            "peak_rss_with_cache_fitting_corpus": peak_rss_kb() if warm_fit else None,
         },
     }
     json.dump(out, sys.stdout)

@@ -1,7 +1,9 @@
 """The Lambda entry point: Powertools around `pipeline.process_event`.
 
 Logger carries the event id as correlation id; Metrics count findings by cause and
-fixes by status; Tracer wraps the handler (and the gateway's AWS calls).
+fixes by status; Tracer wraps the handler, and the gateway wraps each AWS call in a
+subsegment of its own. Cold starts pay for every import, so nothing AWS-facing is built
+before the event is known to be keyfix's business.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from keyfix.report import Trigger
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
+# X-Ray's patch_all() would load botocore and requests at import time; the gateway's own
+# subsegments already trace every AWS call keyfix makes (bench/README.md, cold start).
+tracer = Tracer(auto_patch=False)
 
 
 def _count(report) -> None:
@@ -42,16 +46,20 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = Settings.from_env()
     from keyfix.idempotency import DEFAULT_WINDOW_SECONDS, InProgressElsewhere, make_idempotent
     from keyfix.resolve.gateway import AwsGateway
-    from keyfix.store import store_from_settings
 
-    gw = AwsGateway(tracer=tracer)
-    store = store_from_settings(settings, gw.client)
-    once = make_idempotent(lambda act: act(), settings.table_name, DEFAULT_WINDOW_SECONDS,
-                           dynamodb_client=gw.client("dynamodb") if settings.table_name else None,
-                           lambda_context=context)
+    gw = AwsGateway(tracer=tracer)  # makes no client until one is used
+
+    def once(incident_key, act):
+        # Built on first use: an unrecognised event never reaches it.
+        wrapped = make_idempotent(lambda act: act(), settings.table_name, DEFAULT_WINDOW_SECONDS,
+                                  dynamodb_client=gw.client("dynamodb") if settings.table_name else None,
+                                  lambda_context=context)
+        return wrapped(incident_key, act)
+
     applied_by = getattr(context, "invoked_function_arn", None) or "keyfix-lambda"
     try:
-        report = process_event(event, settings, gw, store=store, once=once, applied_by=applied_by,
+        # The pipeline builds the store (locks, audit) itself, after parsing.
+        report = process_event(event, settings, gw, once=once, applied_by=applied_by,
                                time_left=_time_left(context))
     except InProgressElsewhere:
         # Another invocation is handling this incident; its result stands.

@@ -1,0 +1,61 @@
+"""One Lambda cold start, in a fresh interpreter started by bench/coldstart.py.
+
+    python bench/coldstart_child.py EVENT.json RESULT.json
+
+Imports the handler module (what Lambda's init phase does) and makes the first
+invocation on EVENT, as the Lambda runtime would: `lambda_handler(event, context)`.
+Writes {"import_s", "invoke_s", ...} to RESULT.json (stdout carries the handler's own
+log and EMF lines, like CloudWatch would). Wall time and peak RSS of the whole process
+are measured by the parent (os.wait4).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+t0 = time.perf_counter()
+from keyfix.handler import lambda_handler  # noqa: E402 - timing the import is the point
+
+t1 = time.perf_counter()
+
+
+class LambdaContext:
+    """The attributes of the Python runtime's context object that Powertools reads."""
+
+    function_name = "keyfix"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:111122223333:function:keyfix"
+    aws_request_id = "c0ffee00-0000-4000-8000-000000000000"
+    log_group_name = "/aws/lambda/keyfix"
+    log_stream_name = "2025/01/01/[$LATEST]0123456789abcdef"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 60_000
+
+
+with open(sys.argv[1], encoding="utf-8") as handle:
+    event = json.load(handle)
+modules_before = set(sys.modules)
+t2 = time.perf_counter()
+result = lambda_handler(event, LambdaContext())
+t3 = time.perf_counter()
+
+findings = result.get("findings") if isinstance(result, dict) else None
+with open(sys.argv[2], "w", encoding="utf-8") as handle:
+    json.dump(
+        {
+            "import_s": t1 - t0,
+            "invoke_s": t3 - t2,
+            "schema": result.get("schema") if isinstance(result, dict) else None,
+            "trigger": (result.get("event") or {}).get("trigger") if isinstance(result, dict) else None,
+            "causes": [f.get("cause") for f in findings] if findings else [],
+            "modules_after_import": len(modules_before),
+            "modules_imported_by_invocation": len(set(sys.modules) - modules_before),
+            "boto3_imported_by_invocation": "boto3" in sys.modules and "boto3" not in modules_before,
+        },
+        handle,
+    )
