@@ -78,11 +78,34 @@ def _key_blocked(key: KeyFacts | None, need: AccessNeed | None, ops: list[str], 
                        f"Key {key.arn} is an AWS managed key of account {key.account}; its policy cannot be "
                        "changed, so no other account can use it. Re-encrypt the image or snapshot with a "
                        "customer managed key.", fixes=[plan.re_encrypt_fix(key, resource)], resource=resource)
+    if need and account_of(need.principal) == key.account and (key.state is None or key.policy is None):
+        # Same account: keyfix should have read both. An unread policy is not an empty one.
+        what = "; ".join(key.unreadable) or "DescribeKey or GetKeyPolicy gave nothing"
+        return Finding(Cause.UNDETERMINED, principal, key.arn, ops,
+                       f"Could not read what decides access to key {key.arn}: {what}. keyfix does not guess "
+                       "what a policy it could not read says, and writes nothing to it.", resource=resource)
     return None
 
 
 def _diagnose_need(need: AccessNeed, key: KeyFacts | None, principal: PrincipalFacts | None,
                    incident: Incident) -> Finding:
+    """One finding per need; whatever the event names (a service principal, a wildcard ARN, an
+    action no key policy can grant across accounts), a finding and never an exception: anyone
+    can provoke a denial, and a crash would drop the report (Lambda retries, then the DLQ)."""
+    try:
+        return _diagnose_need_model(need, key, principal, incident)
+    except PolicyError as exc:
+        return Finding(Cause.UNDETERMINED, need.principal, key.arn if key else need.key_arn, list(need.operations),
+                       f"keyfix cannot model this request: {exc.place}: {exc}. It proposes nothing for "
+                       "a request it cannot evaluate.", resource=need.resource)
+    except plan.FixNotSufficient as exc:
+        return Finding(Cause.UNDETERMINED, need.principal, key.arn if key else need.key_arn, list(need.operations),
+                       f"No fix keyfix may offer would allow this request ({exc}); a person must decide "
+                       "whether it should be allowed at all.", resource=need.resource)
+
+
+def _diagnose_need_model(need: AccessNeed, key: KeyFacts | None, principal: PrincipalFacts | None,
+                         incident: Incident) -> Finding:
     ops = list(need.operations)
     blocked = _key_blocked(key, need, ops, incident)
     if blocked:

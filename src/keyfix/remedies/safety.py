@@ -12,7 +12,13 @@ from typing import Any
 
 from keyfix.arns import account_of, slr_service
 from keyfix.config import OPT_IN_TAG, Settings
-from keyfix.remedies.documents import SID_PREFIX
+from keyfix.remedies.documents import (
+    EBS_USE_ACTIONS,
+    GRANT_ACTIONS,
+    OPTIONAL_GRANT_OPERATIONS,
+    SID_PREFIX,
+    SLR_GRANT_OPERATIONS,
+)
 from keyfix.report import Fix, FixKind
 from keyfix.resolve.facts import KeyFacts
 
@@ -22,6 +28,13 @@ KEY_POLICY_MAX_BYTES = 32 * 1024
 # Kinds a person must carry out: changing a key's state or re-encrypting data is a
 # decision about data, not a permission.
 PROPOSE_ONLY = {FixKind.KEY_STATE, FixKind.RE_ENCRYPT}
+
+
+# The only actions keyfix itself may give anyone: using a key through EBS, and the grants
+# AWS services make for it. A denied kms:PutKeyPolicy or kms:ScheduleKeyDeletion is a key
+# administrator's business, whoever was denied.
+WRITABLE_ACTIONS = frozenset(a.lower() for a in EBS_USE_ACTIONS + GRANT_ACTIONS)
+WRITABLE_GRANT_OPERATIONS = frozenset(SLR_GRANT_OPERATIONS + OPTIONAL_GRANT_OPERATIONS)
 
 
 class Refusal(Exception):
@@ -39,6 +52,15 @@ def check_fix(fix: Fix, *, principal: str | None, key: KeyFacts | None, account:
     if fix.kind == FixKind.KEY_POLICY_STATEMENT:
         for statement in fix.document or []:
             check_statement(statement)
+    if fix.kind == FixKind.IDENTITY_POLICY:
+        document = (fix.document or {}).get("PolicyDocument") or {}
+        statements = document.get("Statement", [])
+        for statement in [statements] if isinstance(statements, dict) else statements:
+            check_actions(statement.get("Sid", ""), statement)
+    if fix.kind == FixKind.GRANT:
+        extra = set((fix.document or {}).get("Operations") or []) - WRITABLE_GRANT_OPERATIONS
+        if extra:
+            raise Refusal(f"the grant would allow {sorted(extra)}, beyond the EBS operations keyfix may grant")
 
 
 def check_principal(principal: str, account: str, settings: Settings) -> None:
@@ -80,12 +102,23 @@ def check_statement(statement: dict[str, Any]) -> None:
     actions = [actions] if isinstance(actions, str) else actions or []
     if any(a == "*" or a.lower() == "kms:*" for a in actions):
         raise Refusal(f"statement {sid} allows every action")
+    check_actions(sid, statement)
     grant_actions = {"kms:creategrant", "kms:listgrants", "kms:revokegrant"}
     if any(a.lower() in grant_actions for a in actions):
         condition = statement.get("Condition") or {}
         keys = {k.lower() for block in condition.values() if isinstance(block, dict) for k in block}
         if not keys & {"kms:grantisforawsresource", "kms:granteeprincipal"}:
             raise Refusal(f"statement {sid} allows grant actions without kms:GrantIsForAWSResource")
+
+
+def check_actions(sid: str, statement: dict[str, Any]) -> None:
+    """Only the key-use and grant actions; anything else a person must grant."""
+    actions = statement.get("Action")
+    actions = [actions] if isinstance(actions, str) else actions or []
+    beyond = sorted(a for a in actions if not isinstance(a, str) or a.lower() not in WRITABLE_ACTIONS)
+    if beyond or "NotAction" in statement:
+        raise Refusal(f"statement {sid} would allow {beyond or 'NotAction'}, beyond the key-use and grant "
+                      "actions keyfix may add; a person must decide")
 
 
 def check_size(policy_text: str) -> None:

@@ -64,11 +64,21 @@ KMS_STATE_REASONS = ("Client.InternalError", "Client.InvalidKMSKey")
 
 
 def resolve(incident: Incident, gw: AwsGateway) -> Situation:
+    # "This account" is the one keyfix runs in (STS GetCallerIdentity), never what the event
+    # claims: an event relayed from another account's bus, or a direct invoke, could name any
+    # account, and every "same account" rule (the SLR of this account, key ownership, where
+    # fixes may be written) rests on it.
+    if gw.account is None:
+        gw.home_account()
     if gw.account is None:
         gw.account = incident.account
     if gw.region is None:
         gw.region = incident.region
     situation = Situation(incident=incident)
+    if incident.account and incident.account != gw.account:
+        situation.notes.append(f"the event comes from account {incident.account}, but keyfix runs in account "
+                               f"{gw.account} and looks only at its own account's failures")
+        return situation
     handler = _HANDLERS.get(incident.trigger)
     if handler is None:
         return situation

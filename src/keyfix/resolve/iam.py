@@ -108,6 +108,11 @@ def _read_role(gw: AwsGateway, arn: str, name: str, account: str | None, kind: s
             return PrincipalFacts(arn=arn, kind=kind, account=account, exists=False, identity_policies=())
         return PrincipalFacts(arn=arn, kind=kind, account=account, unreadable=(err.reason(),))
     real_arn = role.get("Arn", arn)
+    if real_arn != arn and is_service_linked_role(real_arn):
+        # Names are unique per account whatever the path, so a lookup by name finds the
+        # service-linked role even for an event naming another path or a wildcard: that is
+        # not the principal the event names, and it must not inherit the SLR's trust.
+        return _not_the_named(arn, kind, account, real_arn)
     unique_id = role.get("RoleId")
     if str(role.get("Path", "")).startswith("/aws-service-role/") or kind == "service-linked-role":
         return PrincipalFacts(
@@ -136,6 +141,14 @@ def _read_role(gw: AwsGateway, arn: str, name: str, account: str | None, kind: s
     )
 
 
+def _not_the_named(arn: str, kind: str, account: str | None, real_arn: str) -> PrincipalFacts:
+    return PrincipalFacts(
+        arn=arn, kind=kind, account=account, exists=None,
+        unreadable=(f"IAM's {kind} of that name is {real_arn}, not {arn} as the event says; keyfix does "
+                    "not read or act on a different principal",),
+    )
+
+
 def _read_user(gw: AwsGateway, arn: str, name: str, account: str | None) -> PrincipalFacts:
     try:
         user = gw.read("iam", "GetUser", UserName=name)["User"]
@@ -144,6 +157,9 @@ def _read_user(gw: AwsGateway, arn: str, name: str, account: str | None) -> Prin
             return PrincipalFacts(arn=arn, kind="user", account=account, exists=False, identity_policies=())
         return PrincipalFacts(arn=arn, kind="user", account=account, unreadable=(err.reason(),))
     real_arn = user.get("Arn", arn)
+    if real_arn != arn:
+        # CloudTrail names users with their path; another path is another (absent) user.
+        return _not_the_named(arn, "user", account, real_arn)
     unique_id = user.get("UserId")
     boundary_arn = (user.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
     try:

@@ -93,7 +93,10 @@ def _read_key(gw: AwsGateway, key_ref: str, region: str) -> KeyFacts:
             text = gw.read("kms", "GetKeyPolicy", account=acting, region=region, KeyId=arn, PolicyName="default")[
                 "Policy"
             ]
-            policy = json.loads(text) if text else {}
+            policy = json.loads(text)
+            if not isinstance(policy, dict):
+                unreadable.append("kms:GetKeyPolicy returned a policy that is not a JSON object")
+                policy = None
         except AwsError as err:
             unreadable.append(err.reason())
         except ValueError as err:  # not JSON: AWS never does this, but never raise

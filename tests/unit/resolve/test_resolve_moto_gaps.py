@@ -337,6 +337,7 @@ def test_resolve_against_a_moto_server_through_aws_endpoint_url(server, monkeypa
 
     assert gw.account == default_account and gw.region == REGION
     assert gw.calls == [
+        ("sts", "GetCallerIdentity"),  # this account is keyfix's own, not the event's
         ("autoscaling", "DescribeAutoScalingGroups"),
         ("ec2", "DescribeLaunchTemplateVersions"),
         ("ec2", "DescribeImages"),
