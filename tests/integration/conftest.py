@@ -11,7 +11,7 @@ import io
 import json
 import os
 from contextlib import redirect_stdout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ class World:
     topic_arn: str
     queue_url: str
     table_name: str
+    seen: list = field(default_factory=list)  # messages `run` drained and checked
 
     def client(self, service: str, account: str = ASG_ACCOUNT) -> Any:
         return self.env.client(service, account)
@@ -40,9 +41,10 @@ class World:
         return json.loads(self.client("kms", account).get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"])
 
     def notifications(self) -> list[dict]:
-        """SNS messages delivered to the subscribed queue (raw delivery off: SNS's JSON envelope)."""
+        """SNS messages delivered to the subscribed queue (raw delivery off: SNS's JSON envelope)
+        since the last call, including those `run` already checked."""
         sqs = self.client("sqs")
-        out = []
+        out, self.seen = list(self.seen), []
         while True:
             got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
             if not got:
@@ -133,9 +135,34 @@ def run_cli(event: dict, tmp_path: Path, *args: str) -> dict:
     return assert_valid_report(json.loads(out.getvalue()))
 
 
+def assert_notification_matches(world: World, report: dict) -> None:
+    """What on-call receives is this report: its JSON, and attributes to filter on. keyfix
+    stays quiet about failures that are not about KMS and about events it does not handle."""
+    messages = world.notifications()
+    world.seen = messages
+    causes = sorted({f["cause"] for f in report["findings"]})
+    if not report["findings"] or causes == ["not-kms"]:
+        assert messages == [], "keyfix paged on-call about something that is not its business"
+        return
+    (message,) = messages
+    assert message["Subject"].startswith("[keyfix] ") and len(message["Subject"]) <= 100
+    body, _, json_part = message["Message"].partition("----- keyfix.report/1 (JSON) -----\n")
+    assert json.loads(json_part) == report
+    assert report["findings"][0]["cause"] in body  # the readable part names the finding
+    attributes = {k: v["Value"] for k, v in message["MessageAttributes"].items()}
+    assert json.loads(attributes["cause"]) == causes
+    statuses = sorted({x["status"] for f in report["findings"] for x in f["fixes"]}) or ["none"]
+    assert json.loads(attributes["status"]) == statuses
+    assert attributes["account"] == ASG_ACCOUNT
+
+
 @pytest.fixture(params=["lambda", "cli"])
-def run(request: pytest.FixtureRequest, tmp_path: Path):
-    """Runs an event through the real Lambda handler, or through `keyfix handle`."""
-    if request.param == "lambda":
-        return run_lambda
-    return lambda event: run_cli(event, tmp_path)
+def run(request: pytest.FixtureRequest, tmp_path: Path, world: World):
+    """Runs an event through the real Lambda handler, or through `keyfix handle`, and checks
+    the SNS message on-call receives against the report."""
+    def run_and_check(event: dict) -> dict:
+        report = run_lambda(event) if request.param == "lambda" else run_cli(event, tmp_path)
+        assert_notification_matches(world, report)
+        return report
+
+    return run_and_check
