@@ -91,22 +91,12 @@ def aws(monkeypatch: pytest.MonkeyPatch):
         quiet.setLevel(level)
 
 
-class Ctx:
-    function_name = "keyfix"
-    memory_limit_in_mb = 512
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ASG_ACCOUNT}:function:keyfix"
-    aws_request_id = "c0ffee00-0000-4000-8000-000000000000"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 60_000
-
-
 def handle(event: Any) -> dict:
     """The Lambda handler on one event: a valid report or keyfix.error/1, nothing else."""
     from keyfix.handler import lambda_handler
+    from tests.integration.conftest import FakeLambdaContext
 
-    result = lambda_handler(event, Ctx())
+    result = lambda_handler(event, FakeLambdaContext())
     assert isinstance(result, dict), result
     if result.get("schema") == "keyfix.error/1":
         assert isinstance(result.get("error"), str) and result["error"], result

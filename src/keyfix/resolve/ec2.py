@@ -101,27 +101,26 @@ def describe_images(gw: AwsGateway, region: str, image_ids: list[str], notes: li
 def describe_snapshots(
     gw: AwsGateway, region: str, snapshot_ids: list[str], notes: list[str]
 ) -> dict[str, dict[str, Any]]:
-    ids = sorted(set(snapshot_ids))
-    if not ids:
-        return {}
-    try:
-        snaps = gw.read("ec2", "DescribeSnapshots", region=region, SnapshotIds=ids)["Snapshots"]
-    except AwsError as err:
-        notes.append(f"snapshots {', '.join(ids)}: {err.reason()}")
-        return {}
-    return {s["SnapshotId"]: s for s in snaps}
+    return _describe_by_ids(gw, region, "Snapshot", snapshot_ids, notes)
 
 
 def describe_volumes(gw: AwsGateway, region: str, volume_ids: list[str], notes: list[str]) -> dict[str, dict[str, Any]]:
-    ids = sorted(set(volume_ids))
+    return _describe_by_ids(gw, region, "Volume", volume_ids, notes)
+
+
+def _describe_by_ids(
+    gw: AwsGateway, region: str, noun: str, resource_ids: list[str], notes: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Describe<noun>s by <noun>Ids, keyed by <noun>Id; a failed read is one note and {}."""
+    ids = sorted(set(resource_ids))
     if not ids:
         return {}
     try:
-        vols = gw.read("ec2", "DescribeVolumes", region=region, VolumeIds=ids)["Volumes"]
+        found = gw.read("ec2", f"Describe{noun}s", region=region, **{f"{noun}Ids": ids})[f"{noun}s"]
     except AwsError as err:
-        notes.append(f"volumes {', '.join(ids)}: {err.reason()}")
+        notes.append(f"{noun.lower()}s {', '.join(ids)}: {err.reason()}")
         return {}
-    return {v["VolumeId"]: v for v in vols}
+    return {item[f"{noun}Id"]: item for item in found}
 
 
 def describe_instance(gw: AwsGateway, region: str, instance_id: str, notes: list[str]) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ Never raises for AWS errors.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from keyfix.arns import iam_arn_for_session, is_service_linked_role, parse_arn
@@ -119,25 +120,8 @@ def _read_role(gw: AwsGateway, arn: str, name: str, account: str | None, kind: s
             arn=real_arn, kind="service-linked-role", account=account, exists=True, unique_id=unique_id,
             identity_policies=(),
         )
-    boundary_arn = (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
-    try:
-        docs, names = _attached_policies(gw, "Role", name)
-        boundary = _managed_document(gw, boundary_arn) if boundary_arn else None
-    except AwsError as err:
-        return PrincipalFacts(
-            arn=real_arn, kind="role", account=account, exists=True, unique_id=unique_id,
-            permission_boundary_arn=boundary_arn, unreadable=(err.reason(),),
-        )
-    return PrincipalFacts(
-        arn=real_arn,
-        kind="role",
-        account=account,
-        exists=True,
-        unique_id=unique_id,
-        identity_policies=tuple(docs),
-        identity_policy_names=tuple(names),
-        permission_boundary=boundary,
-        permission_boundary_arn=boundary_arn,
+    return _with_policies(
+        gw, role, "role", real_arn, account, unique_id, lambda: _attached_policies(gw, "Role", name)
     )
 
 
@@ -160,24 +144,43 @@ def _read_user(gw: AwsGateway, arn: str, name: str, account: str | None) -> Prin
     if real_arn != arn:
         # CloudTrail names users with their path; another path is another (absent) user.
         return _not_the_named(arn, "user", account, real_arn)
-    unique_id = user.get("UserId")
-    boundary_arn = (user.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+    return _with_policies(gw, user, "user", real_arn, account, user.get("UserId"), lambda: _user_policies(gw, name))
+
+
+def _user_policies(gw: AwsGateway, name: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """A user's own policies, then those of each of its groups (named "group:<group>/<policy>")."""
+    docs, names = _attached_policies(gw, "User", name)
+    for group in gw.read_all("iam", "ListGroupsForUser", "Groups", UserName=name):
+        group_name = group["GroupName"]
+        group_docs, group_names = _attached_policies(gw, "Group", group_name)
+        docs.extend(group_docs)
+        names.extend(f"group:{group_name}/{n}" for n in group_names)
+    return docs, names
+
+
+def _with_policies(
+    gw: AwsGateway,
+    entity: dict[str, Any],
+    kind: str,
+    real_arn: str,
+    account: str | None,
+    unique_id: str | None,
+    read_policies: Callable[[], tuple[list[dict[str, Any]], list[str]]],
+) -> PrincipalFacts:
+    """The facts of an existing role or user (GetRole/GetUser `entity`): its identity policies
+    (`read_policies`) and permissions boundary, or what made them unreadable."""
+    boundary_arn = (entity.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
     try:
-        docs, names = _attached_policies(gw, "User", name)
-        for group in gw.read_all("iam", "ListGroupsForUser", "Groups", UserName=name):
-            group_name = group["GroupName"]
-            group_docs, group_names = _attached_policies(gw, "Group", group_name)
-            docs.extend(group_docs)
-            names.extend(f"group:{group_name}/{n}" for n in group_names)
+        docs, names = read_policies()
         boundary = _managed_document(gw, boundary_arn) if boundary_arn else None
     except AwsError as err:
         return PrincipalFacts(
-            arn=real_arn, kind="user", account=account, exists=True, unique_id=unique_id,
+            arn=real_arn, kind=kind, account=account, exists=True, unique_id=unique_id,
             permission_boundary_arn=boundary_arn, unreadable=(err.reason(),),
         )
     return PrincipalFacts(
         arn=real_arn,
-        kind="user",
+        kind=kind,
         account=account,
         exists=True,
         unique_id=unique_id,

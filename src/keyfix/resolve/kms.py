@@ -29,6 +29,7 @@ field None (tags: empty) and the reason in `unreadable`.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from keyfix.arns import key_ref_account_region, parse_arn
 from keyfix.resolve.facts import KeyFacts
@@ -102,18 +103,33 @@ def _read_key(gw: AwsGateway, key_ref: str, region: str) -> KeyFacts:
         except ValueError as err:  # not JSON: AWS never does this, but never raise
             unreadable.append(f"kms:GetKeyPolicy returned a policy that is not JSON: {err}")
 
+    grants: tuple[dict[str, Any], ...] | None = None
+    tags: dict[str, str] = {}
     if manager == "AWS":
-        return KeyFacts(
-            arn=arn,
-            account=account,
-            region=region,
-            state=state,
-            manager=manager,
-            policy=policy,
-            aliases=aliases,
-            unreadable=(*unreadable, AWS_MANAGED_GRANTS_REASON, AWS_MANAGED_TAGS_REASON),
-        )
+        unreadable += [AWS_MANAGED_GRANTS_REASON, AWS_MANAGED_TAGS_REASON]
+    else:
+        grants, tags = _grants_and_tags(gw, arn, account, region, acting, unreadable)
 
+    return KeyFacts(
+        arn=arn,
+        account=account,
+        region=region,
+        state=state,
+        manager=manager,
+        policy=policy,
+        grants=grants,
+        tags=tags,
+        aliases=aliases,
+        unreadable=tuple(unreadable),
+    )
+
+
+
+def _grants_and_tags(
+    gw: AwsGateway, arn: str, account: str, region: str, acting: str | bool | None, unreadable: list[str]
+) -> tuple[tuple[dict[str, Any], ...] | None, dict[str, str]]:
+    """ListGrants and ListResourceTags of a customer managed key; what cannot be read is
+    added to `unreadable`."""
     grants = None
     try:
         # From the key's account when keyfix can act there; otherwise across accounts with the key ARN.
@@ -132,20 +148,7 @@ def _read_key(gw: AwsGateway, key_ref: str, region: str) -> KeyFacts:
             tags = {t["TagKey"]: t["TagValue"] for t in items}
         except AwsError as err:
             unreadable.append(err.reason())
-
-    return KeyFacts(
-        arn=arn,
-        account=account,
-        region=region,
-        state=state,
-        manager=manager,
-        policy=policy,
-        grants=grants,
-        tags=tags,
-        aliases=aliases,
-        unreadable=tuple(unreadable),
-    )
-
+    return grants, tags
 
 def _is_alias(key_ref: str) -> bool:
     return key_ref.startswith("alias/") or ":alias/" in key_ref
