@@ -129,7 +129,7 @@ def test_bench_driver_times_evaluations(oracle_installed, node_toolchain, tmp_pa
 def test_missing_node_skips_locally_and_fails_under_ci():
     import pytest
 
-    from conftest import find_toolchain
+    from tests.differential.conftest import find_toolchain
 
     def nothing(_name):
         return None
