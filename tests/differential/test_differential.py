@@ -23,6 +23,8 @@ import time
 
 import pytest
 
+from tests.support.gateway_hooks import announce
+
 import known_differences as kd
 import strategies
 
@@ -116,7 +118,7 @@ def classify(disagreements, oracle, decide):
     return explained, unexplained
 
 
-def test_keyfix_agrees_with_iam_simulate(corpus, oracle):
+def test_keyfix_agrees_with_iam_simulate(corpus, oracle, request):
     decide = _decide()
     assert len(corpus) >= 5000 or "KEYFIX_DIFF_CASES" in os.environ, f"only {len(corpus)} cases drawn"
 
@@ -169,6 +171,10 @@ def test_keyfix_agrees_with_iam_simulate(corpus, oracle):
         kind = "KEYFIX BUG" if bug_names & parts else "UNDECIDED" if undecided_names & parts else "known difference"
         print(f"differential:   {count:5d}  {kind}: {name}")
     print(f"differential:   {len(unexplained):5d}  unexplained")
+    # The headline, in the default (-q) CI output too, not only with -s.
+    announce(request, f"differential: {len(corpus)} cases, {agreed} agreed, {len(disagreements) - len(unexplained)} "
+                      f"disagreements explained by documented classes, {len(unexplained)} unexplained, "
+                      f"{len(crashes)} keyfix crashes")
 
     # The corpus has to exercise every outcome and the situations keyfix is about;
     # otherwise agreement would mean little.
