@@ -127,6 +127,15 @@ def iam_arn_for_session(session_arn: str) -> str:
     return f"arn:{parsed.partition}:iam::{parsed.account}:role/{role_name}"
 
 
+def identity_holder(arn: str) -> tuple[str, str]:
+    """("role" | "user", name without path) of the identity an inline policy attaches to.
+    Raises ArnError (a ValueError) for anything else."""
+    parsed = parse_arn(arn)
+    if parsed is None or parsed.service != "iam" or parsed.resource_type not in ("role", "user"):
+        raise ArnError(f"identity policies attach to roles and users, not {arn}")
+    return parsed.resource_type, parsed.name
+
+
 def key_ref_account_region(key_ref: str) -> tuple[str | None, str | None]:
     """Account and region a key reference names, when it is an ARN (key or alias)."""
     parsed = parse_arn(key_ref)

@@ -196,16 +196,9 @@ def _owner_side_missing(key: KeyFacts, incident: Incident, missing: set[str]) ->
 def _decisive_text(decisions: dict[str, Decision]) -> str:
     parts = []
     for op, decision in sorted(decisions.items()):
-        refs = ", ".join(_ref_text(r) for r in decision.decisive) or "no statement"
+        refs = ", ".join(r.describe() for r in decision.decisive) or "no statement"
         parts.append(f"{op} by {refs}")
     return "; ".join(parts)
-
-
-def _ref_text(ref) -> str:
-    if ref.grant_id:
-        return f"grant {ref.grant_id}"
-    sid = f" (Sid {ref.sid!r})" if ref.sid else ""
-    return f"{ref.policy} statement {ref.statement}{sid}"
 
 
 def _resource(incident: Incident) -> str | None:

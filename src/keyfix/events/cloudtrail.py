@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from keyfix.arns import iam_arn_for_session, is_service_linked_role
 from keyfix.events._common import Detail, Envelope, dedupe, is_key_arn
 from keyfix.events.incident import Caller, Denial, Incident
 from keyfix.report import Trigger
@@ -157,33 +158,17 @@ _SESSION_RE = re.compile(r"arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/\s]+)
 _FEDERATED_RE = re.compile(r"arn:(aws[a-z-]*):sts::(\d{12}):federated-user/")
 _ACCOUNT_RE = re.compile(r"arn:aws[a-z-]*:(?:iam|sts)::(\d{12}):")
 
-# Service-linked roles live under /aws-service-role/<service principal>/ (IAM user
-# guide, https://docs.aws.amazon.com/IAM/latest/UserGuide/using-service-linked-roles.html),
-# so their path is known from the name even when CloudTrail omits sessionIssuer.
-# Auto Scaling's, with optional custom suffix:
-# https://docs.aws.amazon.com/autoscaling/ec2/userguide/autoscaling-service-linked-role.html
-# EC2 Spot's: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/service-linked-roles-spot-instance-requests.html
-_KNOWN_SLR_PATHS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"AWSServiceRoleForAutoScaling(?:_[\w+=,.@-]+)?"), "aws-service-role/autoscaling.amazonaws.com/"),
-    (re.compile(r"AWSServiceRoleForEC2Spot"), "aws-service-role/spot.amazonaws.com/"),
-)
-
-
 def role_arn_from_session(session_arn: str) -> tuple[str, bool] | None:
     """The IAM role ARN behind an assumed-role session ARN, and whether its path is known.
 
     A session ARN does not carry the role's path, so the result is path-less
     (arn:aws:iam::A:role/Name) unless the name is a service-linked role whose path AWS
-    fixes. (path_known=False means: the true ARN may have a path.)
+    fixes (keyfix.arns.iam_arn_for_session). path_known=False: the true ARN may have a path.
     """
-    m = _SESSION_RE.fullmatch(session_arn)
-    if not m:
+    if not _SESSION_RE.fullmatch(session_arn):
         return None
-    partition, account, role = m.group(1), m.group(2), m.group(3)
-    for name_re, path in _KNOWN_SLR_PATHS:
-        if name_re.fullmatch(role):
-            return f"arn:{partition}:iam::{account}:role/{path}{role}", True
-    return f"arn:{partition}:iam::{account}:role/{role}", False
+    role_arn = iam_arn_for_session(session_arn)
+    return role_arn, is_service_linked_role(role_arn)
 
 
 def _account_of(arn: str | None) -> str | None:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from keyfix.arns import identity_holder
 from keyfix.remedies import safety
 from keyfix.remedies.plan import with_statements
 from keyfix.report import Cause, Finding, Fix, FixKind, FixStatus, Mode
@@ -228,11 +229,10 @@ def put_identity_policy(iam, holder: str, document: dict[str, Any]) -> dict[str,
 
 
 def _iam_kind(arn: str) -> tuple[str, str]:
-    resource = arn.split(":", 5)[5]
-    kind = resource.split("/", 1)[0]
-    if kind not in ("role", "user"):
-        raise safety.Refusal(f"identity policies attach to roles and users, not {arn}")
-    return kind, resource.rsplit("/", 1)[-1]
+    try:
+        return identity_holder(arn)
+    except ValueError as exc:
+        raise safety.Refusal(str(exc)) from None
 
 
 def create_service_linked_role(iam, service: str) -> dict[str, Any] | None:

@@ -13,7 +13,7 @@ import json
 import shlex
 from typing import Any
 
-from keyfix.arns import Arn
+from keyfix.arns import Arn, identity_holder
 
 SID_PREFIX = "keyfix-"
 
@@ -143,8 +143,7 @@ def cli_create_grant(params: dict[str, Any]) -> list[str]:
 
 
 def cli_put_identity_policy(principal_arn: str, policy_name: str, document: dict[str, Any]) -> list[str]:
-    arn = Arn.parse(principal_arn)
-    kind, name = ("user", arn.name) if arn.resource_type == "user" else ("role", arn.name)
+    kind, name = identity_holder(principal_arn)
     return [
         f"aws iam put-{kind}-policy --{kind}-name {name} --policy-name {policy_name} "
         f"--policy-document {_j(document)}"

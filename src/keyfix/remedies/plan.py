@@ -17,7 +17,7 @@ from keyfix.remedies import documents as docs
 from keyfix.report import Fix, FixKind, FixStatus
 from keyfix.resolve.facts import AccessNeed, KeyFacts, PrincipalFacts
 
-GRANT_MANAGEMENT = {"kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"}
+GRANT_MANAGEMENT = frozenset(docs.GRANT_ACTIONS)
 
 
 class FixNotSufficient(RuntimeError):
@@ -101,14 +101,9 @@ def _key_user_grant_actions(principal_arn: str, grant: list[str]) -> list[str]:
     return ["kms:CreateGrant"] if slr_service(principal_arn) else list(docs.GRANT_ACTIONS)
 
 
-def _iam_holder(principal_arn: str) -> str:
-    """The IAM identity an identity policy attaches to (a session's role)."""
-    return iam_arn_for_session(principal_arn)
-
-
 def key_policy_fix(need: AccessNeed, key: KeyFacts, ops: list[str], model: Model) -> list[Fix]:
     use, grant = _split(ops)
-    principal = _iam_holder(need.principal)
+    principal = iam_arn_for_session(need.principal)
     statements = docs.key_policy_statements(principal, use, _key_user_grant_actions(principal, grant))
     model.verify(ops, key_statements=statements)
     return [Fix(FixKind.KEY_POLICY_STATEMENT, FixStatus.PROPOSED, key.account, key.arn, statements,
@@ -118,7 +113,7 @@ def key_policy_fix(need: AccessNeed, key: KeyFacts, ops: list[str], model: Model
 def identity_fix(need: AccessNeed, key: KeyFacts, principal: PrincipalFacts | None, ops: list[str],
                  model: Model) -> list[Fix]:
     use, grant = _split(ops)
-    holder = _iam_holder(principal.arn if principal else need.principal)
+    holder = iam_arn_for_session(principal.arn if principal else need.principal)
     document = docs.identity_policy(key.arn, use, ["kms:CreateGrant"] if grant else [])
     document["Statement"] += [s for s in _extra_grant_management(grant, key.arn)]
     model.verify(ops, identity_doc=document, key_policy_known=True)
@@ -184,7 +179,7 @@ def cross_account_principal_fixes(need: AccessNeed, key: KeyFacts, principal: Pr
     """A user or role using another account's key needs both sides.
     https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html"""
     use, grant = _split(ops)
-    holder = _iam_holder(need.principal)
+    holder = iam_arn_for_session(need.principal)
     statements = docs.key_policy_statements(holder, use, _key_user_grant_actions(holder, grant))
     document = docs.identity_policy(key.arn, use, ["kms:CreateGrant"] if grant else [])
     model.verify(ops, key_statements=statements, identity_doc=document, key_policy_known=False)
@@ -243,7 +238,7 @@ def explicit_deny_note(need: AccessNeed, key: KeyFacts, denied: dict[str, Decisi
     refs = sorted({(r.policy, r.sid, r.statement) for d in denied.values() for r in d.decisive})
     in_key_policy = any(p == "resource_policy" for p, _, _ in refs)
     kind = FixKind.KEY_POLICY_STATEMENT if in_key_policy else FixKind.IDENTITY_POLICY
-    target = key.arn if in_key_policy else _iam_holder(need.principal)
+    target = key.arn if in_key_policy else iam_arn_for_session(need.principal)
     account = key.account if in_key_policy else (account_of(target) or "")
     region = key.region
     cli = [f"aws kms get-key-policy --region {region} --key-id {key.arn} --policy-name default "

@@ -30,6 +30,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from keyfix.arns import identity_holder
 from keyfix.store import DEFAULT_LOCK_WAIT_SECONDS, AlreadyRolledBack, LockTimeout, UnknownChange
 
 EXIT_OK, EXIT_INTERNAL, EXIT_REFUSED = 0, 1, 2
@@ -158,19 +159,11 @@ def _rollback_grant(record: dict[str, Any], kms: Any) -> RollbackResult:
                           calls=["kms:RevokeGrant"])
 
 
-def _iam_holder(arn: str) -> tuple[str, str]:
-    resource = arn.split(":", 5)[5]
-    kind = resource.split("/", 1)[0]
-    if kind not in ("role", "user"):
-        raise ValueError(f"identity policies attach to roles and users, not {arn}")
-    return kind, resource.rsplit("/", 1)[-1]
-
-
 def _rollback_identity_policy(record: dict[str, Any], iam: Any) -> RollbackResult:
     change_id, change = record["change_id"], record["change"]
     holder, policy_name = change["target"], change["policy_name"]
     before, after = change.get("before"), change["after"]
-    kind, name = _iam_holder(holder)
+    kind, name = identity_holder(holder)
     holder_arg = {f"{kind.capitalize()}Name": name, "PolicyName": policy_name}
     get = iam.get_role_policy if kind == "role" else iam.get_user_policy
     try:

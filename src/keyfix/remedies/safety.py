@@ -103,7 +103,7 @@ def check_statement(statement: dict[str, Any]) -> None:
     if any(a == "*" or a.lower() == "kms:*" for a in actions):
         raise Refusal(f"statement {sid} allows every action")
     check_actions(sid, statement)
-    grant_actions = {"kms:creategrant", "kms:listgrants", "kms:revokegrant"}
+    grant_actions = {a.lower() for a in GRANT_ACTIONS}
     if any(a.lower() in grant_actions for a in actions):
         condition = statement.get("Condition") or {}
         keys = {k.lower() for block in condition.values() if isinstance(block, dict) for k in block}
