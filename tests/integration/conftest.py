@@ -18,6 +18,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from keyfix.demo.runtime import FakeLambdaContext  # the demo's stand-in for Lambda's context
 from keyfix.sim import moto_gaps
 from tests.support.accounts import ASG_ACCOUNT, REGION, Env
 
@@ -104,17 +105,6 @@ def world(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv("KEYFIX_SNS_TOPIC_ARN", world.topic_arn)
         monkeypatch.setenv("KEYFIX_TABLE_NAME", world.table_name)
         yield world
-
-
-class FakeLambdaContext:
-    function_name = "keyfix"
-    memory_limit_in_mb = 512
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ASG_ACCOUNT}:function:keyfix"
-    aws_request_id = "c0ffee00-0000-4000-8000-000000000000"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 60_000
 
 
 def run_lambda(event: dict) -> dict:
