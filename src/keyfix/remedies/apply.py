@@ -49,6 +49,13 @@ def carry_out(findings: list[Finding], situation: Situation, settings, gw, store
     account = situation.incident.account
     if getattr(gw, "account", None) not in (None, account):
         return []  # an event of another account: keyfix writes only in its own (see resolve)
+    if not situation.account_confirmed:
+        for finding in findings:
+            for fix in finding.fixes:
+                if fix.status == FixStatus.PROPOSED and fix.kind not in safety.PROPOSE_ONLY:
+                    fix.reason = ("not attempted: keyfix could not confirm which account it runs in, "
+                                  "so it writes nothing")
+        return []
     changes: list[dict[str, Any]] = []
     for finding in findings:
         if finding.cause in PROPOSE_ONLY_CAUSES:

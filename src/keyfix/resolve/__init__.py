@@ -70,11 +70,16 @@ def resolve(incident: Incident, gw: AwsGateway) -> Situation:
     # fixes may be written) rests on it.
     if gw.account is None:
         gw.home_account()
-    if gw.account is None:
+    confirmed = gw.account is not None
+    if not confirmed:
         gw.account = incident.account
     if gw.region is None:
         gw.region = incident.region
-    situation = Situation(incident=incident)
+    situation = Situation(incident=incident, account_confirmed=confirmed)
+    if not confirmed:
+        situation.notes.append("keyfix could not confirm which account it runs in (sts:GetCallerIdentity "
+                               f"failed); it reads as account {incident.account}, as the event says, but "
+                               "writes nothing")
     if incident.account and incident.account != gw.account:
         situation.notes.append(f"the event comes from account {incident.account}, but keyfix runs in account "
                                f"{gw.account} and looks only at its own account's failures")

@@ -70,3 +70,6 @@ class Situation:
     not_kms_reason: str | None = None
     # What could not be resolved at all (group vanished, DescribeInstances denied, ...).
     notes: list[str] = field(default_factory=list)
+    # False when keyfix could not learn which account it runs in and took the event's
+    # word for it: good enough to read and report, never to write.
+    account_confirmed: bool = True

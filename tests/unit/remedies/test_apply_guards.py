@@ -59,3 +59,12 @@ def test_a_policy_that_drops_a_manager_is_refused(dropped):
              "Statement": [s for i, s in enumerate(ROOT_ONLY["Statement"]) if i != dropped]}
     with pytest.raises(Refusal, match="managing the key"):
         check_no_lockout(ROOT_ONLY, after, KEY)
+
+
+def test_no_write_when_keyfix_could_not_confirm_its_own_account():
+    situation, finding = _situation_and_finding()
+    situation.account_confirmed = False  # sts:GetCallerIdentity failed: only the event named the account
+    changes = carry_out([finding], situation, Settings(mode=Mode.APPLY), NoWritesGateway())
+    (fix,) = finding.fixes
+    assert changes == [] and fix.status == FixStatus.PROPOSED
+    assert "could not confirm which account" in fix.reason

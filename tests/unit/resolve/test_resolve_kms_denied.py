@@ -231,3 +231,23 @@ def test_direct_call_has_no_service_context(make_gateway):
     situation = resolve(dataclasses.replace(case.denied_incident("kms:Decrypt"), encryption_context={}), gw)
 
     assert situation.needs[0].context == {"kms:CallerAccount": ASG_ACCOUNT}
+
+
+def test_unconfirmed_own_account_reads_but_is_flagged():
+    from keyfix.resolve.gateway import AwsGateway
+    from keyfix.sim import accounts
+
+    case = build_b()
+    gw = AwsGateway(accounts.session(ASG_ACCOUNT, REGION))  # no account given: asks STS
+    deny(gw.session, "STS", "GetCallerIdentity", code="AccessDenied")
+
+    situation = resolve(case.denied_incident("kms:CreateGrant"), gw)
+
+    assert situation.account_confirmed is False
+    assert any("could not confirm which account" in note for note in situation.notes)
+    assert situation.needs, "reading and reporting go on; only writing stops (remedies.apply)"
+
+
+def test_confirmed_own_account_is_flagged_so(make_gateway):
+    situation = resolve(build_b().denied_incident("kms:CreateGrant"), make_gateway())
+    assert situation.account_confirmed is True
