@@ -26,6 +26,7 @@ tracer = Tracer(auto_patch=False)
 
 
 def _count(report) -> None:
+    metrics.add_metric(name="EventsProcessed", unit=MetricUnit.Count, value=1)
     if report.event.trigger == Trigger.UNRECOGNISED:
         metrics.add_metric(name="UnrecognisedEvents", unit=MetricUnit.Count, value=1)
     for finding in report.findings:
