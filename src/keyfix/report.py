@@ -21,6 +21,9 @@ class Trigger(StrEnum):
     EC2_LAUNCH_FAILURE = "ec2-launch-failure"
     SCHEDULED_SWEEP = "scheduled-sweep"
     UNRECOGNISED = "unrecognised"
+    KEY_CHANGE = "key-change"
+    FOLLOW_UP = "follow-up"
+    RECOVERY = "recovery"
 
 
 class Cause(StrEnum):
@@ -57,6 +60,9 @@ class FixStatus(StrEnum):
     ALREADY_PRESENT = "already-present"
     REFUSED = "refused"
     FAILED = "failed"
+    # keyfix sent the write but could not confirm its outcome (the answer was lost or the
+    # read-back was denied); the audit record exists and a later check settles it.
+    UNVERIFIED = "unverified"
 
 
 class Mode(StrEnum):
@@ -103,6 +109,7 @@ class Finding:
     explanation: str
     fixes: list[Fix] = field(default_factory=list)
     resource: str | None = None
+    predicted: bool = False  # nothing has failed yet: keyfix predicts the failure
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -113,6 +120,7 @@ class Finding:
             "operations": list(self.operations),
             "explanation": self.explanation,
             "fixes": [f.to_dict() for f in self.fixes],
+            "predicted": self.predicted,
         }
 
 
@@ -137,6 +145,11 @@ class Report:
     event: EventRef
     mode: Mode
     findings: list[Finding] = field(default_factory=list)
+    # The id of the event that handled the same incident first; its findings are these.
+    duplicate_of: str | None = None
+    # {"first_failure_at", "recovered_at", "time_to_repair_seconds"} once a repaired group
+    # launches again.
+    recovery: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -144,4 +157,6 @@ class Report:
             "event": self.event.to_dict(),
             "mode": str(self.mode),
             "findings": [f.to_dict() for f in self.findings],
+            "duplicate_of": self.duplicate_of,
+            "recovery": self.recovery,
         }
