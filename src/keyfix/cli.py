@@ -1,6 +1,6 @@
 """`keyfix` command line. Each command imports what it uses, when it runs.
 
-Exit statuses follow ../shared/contract/README.md: 0 processed, 2 bad input, 1 internal.
+Exit statuses follow docs/contract.md: 0 processed, 2 bad input, 1 internal.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Settings, read from the environment (the template's parameters set them).
 
-Names and defaults are part of the public contract (../shared/contract/README.md,
+Names and defaults are part of the public contract (docs/contract.md,
 Configuration); command-line flags override them.
 """
 

@@ -1,4 +1,4 @@
-"""The report every run produces (../shared/contract: keyfix.report/1).
+"""The report every run produces (keyfix.report/1; schema src/keyfix/schemas/report.schema.json, prose docs/contract.md).
 
 A public interface: on-call tooling parses it and it is the JSON part of the SNS message.
 Fields may be added, never renamed or removed. `schemas/report.schema.json` is the truth;

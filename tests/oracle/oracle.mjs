@@ -3,8 +3,8 @@
 //
 // The driver reads JSON lines on stdin and writes exactly one JSON line per input line on
 // stdout, in order.  Each input line is either a bare keyfix simulate document
-// (contract: /work/shared/contract/simulate.schema.json, mirrored in
-// src/keyfix/schemas/simulate.schema.json) or an envelope {"id": ..., "doc": {...}}.
+// (contract: src/keyfix/schemas/simulate.schema.json, described in
+// docs/contract.md) or an envelope {"id": ..., "doc": {...}}.
 // Each output line is
 //
 //   {"id": ..., "decision": "Allowed" | "ImplicitlyDenied" | "ExplicitlyDenied" | null,

@@ -1,5 +1,5 @@
 """The EventBridge events the simulated failures emit, shaped like AWS's (see
-/work/shared/realevents and the repository's events/*.json, which keyfix.events parses).
+tests/fixtures/realevents and the repository's events/*.json, which keyfix.events parses).
 
 Envelope: https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-events-structure.html
 """

@@ -53,7 +53,7 @@ class Expected:
 class Scenario(ABC):
     name: str
     title: str
-    seed: str  # the seed case (../shared/seeds/README.md) it plays
+    seed: str  # the seed case (docs/seed-cases.md) it plays
 
     def __init__(self) -> None:
         self.extra: dict[str, Any] = {}  # scenario-specific facts for the JSON output

@@ -61,7 +61,7 @@ class AsgTerminateSuccessfulEvent(Envelope):
 
 # -- is it KMS? -----------------------------------------------------------------------
 #
-# Evidence, verbatim strings in /work/shared/realevents/_strings-and-facts-catalog.md:
+# Evidence, verbatim strings in tests/fixtures/realevents/_strings-and-facts-catalog.md:
 # - "Termination Reason: Client.InvalidKMSKey.InvalidState: The KMS key provided is in
 #   an incorrect state" is reported when the key is Enabled and only the key policy
 #   lacks the service-linked role - so it says "KMS", never which key state.

@@ -147,7 +147,7 @@ class NullStore:
 def store_from_settings(settings: Any, client_factory: Callable[[str], Any]) -> Store | NullStore:
     """`Store` on `settings.table_name`, with `client_factory("dynamodb")` (e.g. an
     AwsGateway's `client`); without a table name, a `NullStore` and one line on stderr
-    (../shared/contract/README.md: "none: no persistence, said on stderr")."""
+    (docs/contract.md: "none: no persistence, said on stderr")."""
     table_name = getattr(settings, "table_name", None)
     if not table_name:
         print(NO_TABLE_MESSAGE, file=sys.stderr)

@@ -10,11 +10,19 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLES = ROOT / "events"
-REALEVENTS = Path("/work/shared/realevents")
+# Real AWS event shapes kept in the repository, each with its source (README.md there).
+REALEVENTS = ROOT / "tests" / "fixtures" / "realevents"
 
 
 def load(path: Path) -> Any:
+    # A missing fixture is a failure with its path, never a skip.
+    assert path.is_file(), f"missing test fixture: {path}"
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def realevent(name: str) -> Any:
+    """One file of tests/fixtures/realevents, parsed."""
+    return load(REALEVENTS / name)
 
 
 def sample(name: str) -> dict[str, Any]:

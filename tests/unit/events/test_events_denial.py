@@ -1,6 +1,6 @@
 """AccessDenied message -> Denial, and the caller read from CloudTrail's userIdentity.
 
-Messages 10-16 are verbatim from /work/shared/realevents/_strings-and-facts-catalog.md;
+Messages 10-16 are verbatim from tests/fixtures/realevents/_strings-and-facts-catalog.md;
 the policy-type forms follow
 https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_access-denied-error-messages.html
 and the policy-ARN suffix

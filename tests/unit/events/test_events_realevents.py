@@ -1,4 +1,4 @@
-"""Every EventBridge event and CloudTrail record in /work/shared/realevents, parsed.
+"""Every EventBridge event and CloudTrail record in tests/fixtures/realevents, parsed.
 
 CloudTrail records are wrapped the way EventBridge delivers them
 (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-service-event-cloudtrail.html).
@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from _events_support import REALEVENTS, cloudtrail_records, denied, load, wrap_cloudtrail
+from _events_support import REALEVENTS, cloudtrail_records, denied, realevent, wrap_cloudtrail
 
 from keyfix.events import EventError, parse
 from keyfix.events.autoscaling import kms_related
@@ -17,8 +17,6 @@ from keyfix.events.cloudtrail import KmsCloudTrailEvent
 from keyfix.events.incident import Denial
 from keyfix.events.patterns import classify
 from keyfix.report import Trigger
-
-pytestmark = pytest.mark.skipif(not REALEVENTS.is_dir(), reason="shared realevents not mounted")
 
 # file -> expected trigger of each event / record in it, in order.
 EXPECTED = {
@@ -41,7 +39,7 @@ EXPECTED = {
 
 
 def _events_in(name: str) -> list[dict]:
-    raw = load(REALEVENTS / name)
+    raw = realevent(name)
     records = cloudtrail_records(raw)
     if records:
         return [wrap_cloudtrail(r, event_id=r.get("eventID", "x")) for r in records]
@@ -52,6 +50,20 @@ def test_every_realevents_json_is_accounted_for():
     assert sorted(p.name for p in REALEVENTS.glob("*.json")) == sorted(EXPECTED)
 
 
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_fixture_keeps_its_source(name):
+    source = (REALEVENTS / name).with_suffix(".src.txt")
+    assert source.is_file(), f"{name} has no {source.name}"
+    assert source.read_text(encoding="utf-8").startswith("Source:")
+    readme = (REALEVENTS / "README.md").read_text(encoding="utf-8")
+    assert f"| `{name}` | " in readme, f"{name} is not listed with its source in README.md"
+
+
+def test_a_missing_fixture_fails_never_skips():
+    with pytest.raises(AssertionError, match="missing test fixture: .*no-such-event.json"):
+        realevent("no-such-event.json")
+
+
 @pytest.mark.parametrize("name", sorted(n for n, e in EXPECTED.items() if e is not None))
 def test_realevent_parses_to_expected_trigger(name):
     events = _events_in(name)
@@ -59,7 +71,7 @@ def test_realevent_parses_to_expected_trigger(name):
 
 
 def test_asg_docs_template_keeps_placeholders_and_reads_fields():
-    inc = parse(load(REALEVENTS / "asg-launch-unsuccessful-docs-template-1.json"))
+    inc = parse(realevent("asg-launch-unsuccessful-docs-template-1.json"))
     assert inc.time == "yyyy-mm-ddThh:mm:ssZ"
     assert (inc.group_name, inc.status_code, inc.activity_id, inc.instance_id) == (
         "my-auto-scaling-group",
@@ -72,7 +84,7 @@ def test_asg_docs_template_keeps_placeholders_and_reads_fields():
 
 
 def test_rust_fixture_has_a_real_timestamp():
-    assert parse(load(REALEVENTS / "asg-launch-unsuccessful-rust-fixture-1.json")).time == "1970-01-01T00:00:00Z"
+    assert parse(realevent("asg-launch-unsuccessful-rust-fixture-1.json")).time == "1970-01-01T00:00:00Z"
 
 
 def test_partial_accessdenied_snippet_derives_the_caller_from_the_message():
@@ -106,7 +118,7 @@ def test_partial_accessdenied_snippet_derives_the_caller_from_the_message():
     ],
 )
 def test_ebs_docs_examples(name, operation, state, key_in_resources):
-    raw = load(REALEVENTS / name)
+    raw = realevent(name)
     inc = parse(raw)
     key = raw["detail"]["cause"].split(" ")[0]
     assert inc.key_arns == (key,)
@@ -119,7 +131,7 @@ def test_ebs_docs_examples(name, operation, state, key_in_resources):
 
 
 def test_ec2_docs_example_without_version_parses_when_stopped():
-    raw = load(REALEVENTS / "ec2-instance-state-change-pending-docs-1.json")
+    raw = realevent("ec2-instance-state-change-pending-docs-1.json")
     assert "version" not in raw
     assert classify(raw) is None  # pending is not a failure
     stopped = copy.deepcopy(raw)
@@ -140,7 +152,7 @@ def test_ec2_docs_example_without_version_parses_when_stopped():
 
 
 def test_describe_scaling_activities_sample_reads_as_kms():
-    (activity,) = load(REALEVENTS / "asg-describe-scaling-activities-kms-invalidstate-cancelled-1.json")["Activities"]
+    (activity,) = realevent("asg-describe-scaling-activities-kms-invalidstate-cancelled-1.json")["Activities"]
     assert kms_related(activity["StatusMessage"]) is True
     assert kms_related(activity["Description"]) is True
     assert kms_related(activity["Cause"]) is None  # "At ... an instance was started ..."
@@ -167,7 +179,7 @@ def test_describe_scaling_activities_sample_reads_as_kms():
 
 
 def test_creategrant_docs_record_denied():
-    record = load(REALEVENTS / "cloudtrail-kms-creategrant-success-docs-1.json")
+    record = realevent("cloudtrail-kms-creategrant-success-docs-1.json")
     msg = (
         "User: arn:aws:iam::111122223333:user/Alice is not authorized to perform: kms:CreateGrant on resource: "
         "arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab "
@@ -193,7 +205,7 @@ def test_creategrant_docs_record_denied():
 
 
 def test_ec2_infrastructure_decrypt_denied_uses_session_issuer():
-    records = load(REALEVENTS / "cloudtrail-kms-ec2-encrypted-volume-flow-docs-1.json")["Records"]
+    records = realevent("cloudtrail-kms-ec2-encrypted-volume-flow-docs-1.json")["Records"]
     record = next(r for r in records if r["eventName"] == "Decrypt")
     msg = (
         "User: arn:aws:sts::111122223333:assumed-role/aws:ec2-infrastructure/i-81e2f56c is not authorized to "
@@ -207,7 +219,7 @@ def test_ec2_infrastructure_decrypt_denied_uses_session_issuer():
 
 
 def test_ec2_flow_creategrant_denied_reads_the_caller_not_the_grantee():
-    records = load(REALEVENTS / "cloudtrail-kms-ec2-encrypted-volume-flow-docs-1.json")["Records"]
+    records = realevent("cloudtrail-kms-ec2-encrypted-volume-flow-docs-1.json")["Records"]
     record = next(r for r in records if r["eventName"] == "CreateGrant")
     msg = (
         "User: arn:aws:iam::111122223333:user/Alice is not authorized to perform: kms:CreateGrant on resource: "
@@ -220,7 +232,7 @@ def test_ec2_flow_creategrant_denied_reads_the_caller_not_the_grantee():
 
 
 def test_generate_data_key_key_fallbacks():
-    records = load(REALEVENTS / "cloudtrail-kms-ec2-createvolume-flow-docs-1.json")["Records"]
+    records = realevent("cloudtrail-kms-ec2-createvolume-flow-docs-1.json")["Records"]
     record = next(r for r in records if r["eventSource"] == "kms.amazonaws.com")
     key = "arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     msg = (
@@ -241,7 +253,7 @@ def test_generate_data_key_key_fallbacks():
 
 
 def test_incorrect_key_record_is_not_an_access_denial_even_if_forced_through_the_model():
-    record = load(REALEVENTS / "cloudtrail-kms-decrypt-failure-incorrectkey-docs-1.json")
+    record = realevent("cloudtrail-kms-decrypt-failure-incorrectkey-docs-1.json")
     assert parse(wrap_cloudtrail(record)).trigger is Trigger.UNRECOGNISED
     record["errorCode"] = "AccessDenied"
     del record["userIdentity"]

@@ -1,7 +1,7 @@
 """Accounts, ARNs and policy documents shared by the policy-model tests.
 
 Every document is taken from an AWS documentation page or from the seeds
-(/work/shared/seeds), with the source next to it.
+(docs/seed-cases.md), with the source next to it.
 """
 
 from __future__ import annotations

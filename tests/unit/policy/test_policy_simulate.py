@@ -12,7 +12,7 @@ from keyfix.policy.simulate import decide, load, render_text, run
 
 KEY = f"arn:aws:kms:us-east-1:{OTHER_ACCOUNT}:key/1a2b3c4d-5e6f-1a2b-3c4d-5e6f1a2b3c4d"
 
-# The example document of the contract (/work/shared/contract/README.md).
+# The example document of the contract (docs/contract.md, `keyfix simulate`).
 CONTRACT_EXAMPLE = {
     "request": {
         "principal": f"arn:aws:sts::{KEY_ACCOUNT}:assumed-role/AWSServiceRoleForAutoScaling/AutoScaling",

@@ -1,4 +1,4 @@
-"""Builders for the broken accounts of the seed cases (../shared/seeds/README.md), on moto.
+"""Builders for the broken accounts of the seed cases (docs/seed-cases.md), on moto.
 
 Shared by the tests (tests/support/accounts.py re-exports this) and `keyfix demo`. Each
 builder works through the AWS API and returns what it built plus the `Incident` the failure

@@ -1,4 +1,4 @@
-"""Seed case A (../shared/seeds/README.md, 000/001/004): an Auto Scaling group whose launches
+"""Seed case A (docs/seed-cases.md, 000/001/004): an Auto Scaling group whose launches
 need a customer managed key its service-linked role may not use.
 
 A1: the key is in the group's account and its policy does not name the role. A2: the key

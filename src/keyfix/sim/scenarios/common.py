@@ -21,7 +21,7 @@ KEY_ACCOUNT = "444455556666"
 GROUP = "web-asg"
 TEMPLATE = "web-lt"
 
-# Catalog strings (../shared/realevents/_strings-and-facts-catalog.md, entries 1 and 6).
+# Catalog strings (tests/fixtures/realevents/_strings-and-facts-catalog.md, entries 1 and 6).
 INVALID_STATE_MESSAGE = (
     "Instance became unhealthy while waiting for instance to be in InService state. Termination Reason: "
     "Client.InvalidKMSKey.InvalidState: The KMS key provided is in an incorrect state"
