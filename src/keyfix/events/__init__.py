@@ -8,7 +8,10 @@
 An event no rule matches (or whose source is not "aws.*") is an Incident with
 trigger UNRECOGNISED carrying what can be read safely. An event a rule matches but
 whose fields keyfix relies on are missing or mistyped raises EventError naming the
-field. A raw value that is not a JSON object raises EventError.
+field. A raw value that is not a JSON object raises EventError, and so does any event
+holding text that is not Unicode (a lone surrogate), an over-long string, or more than
+EventBridge can deliver, and a recognised event whose `region` is not shaped like an AWS
+Region (keyfix.events.wellformed).
 
 Cold start: this module imports no pydantic; the trigger's model module is imported
 when the first event of that trigger arrives.
@@ -23,6 +26,7 @@ from typing import Any
 
 from keyfix.events.incident import Caller, Denial, Incident
 from keyfix.events.patterns import PATTERNS, classify
+from keyfix.events.wellformed import region_problem, size_problem, text_problem
 from keyfix.report import Trigger
 
 __all__ = ["parse", "parse_json", "EventError", "Incident", "Caller", "Denial", "PATTERNS"]
@@ -51,9 +55,16 @@ def parse(raw: Any) -> Incident:
     """The Incident one EventBridge event describes. Raises EventError only."""
     if not isinstance(raw, Mapping):
         raise EventError(f"an EventBridge event must be a JSON object, not {_json_type(raw)}")
+    # Before anything reads a field: an unrecognised event's id and source go into the report too.
+    problem = text_problem(raw) or size_problem(raw)
+    if problem:
+        raise EventError(f"malformed event: {problem}")
     rule = classify(raw)
     if rule is None:
         return _unrecognised(raw)
+    problem = region_problem(raw)
+    if problem:
+        raise EventError(f"{_what(raw, rule)!r} event (rule {rule}) is malformed: {problem}")
     module_name, class_name = _MODELS[rule]
     module = importlib.import_module(module_name)
     model_cls = getattr(module, class_name)
@@ -94,9 +105,13 @@ def _unrecognised(raw: Mapping[str, Any]) -> Incident:
     )
 
 
-def _describe(exc: Any, rule: str, raw: Mapping[str, Any]) -> str:
+def _what(raw: Mapping[str, Any], rule: str) -> str:
     detail_type = raw.get("detail-type")
-    what = detail_type if isinstance(detail_type, str) else rule
+    return detail_type if isinstance(detail_type, str) else rule
+
+
+def _describe(exc: Any, rule: str, raw: Mapping[str, Any]) -> str:
+    what = _what(raw, rule)
     problems = []
     errors = exc.errors(include_url=False, include_context=False, include_input=False)
     for err in errors[:_MAX_ERRORS]:

@@ -8,6 +8,14 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
 
 
+# Bounds on the strings keyfix copies into reports and AWS calls. ARNs and key ids: IAM and
+# KMS accept at most 2048 characters (e.g. Role.Arn,
+# https://docs.aws.amazon.com/IAM/latest/APIReference/API_Role.html; KeyId,
+# https://docs.aws.amazon.com/kms/latest/APIReference/API_DescribeKey.html).
+MAX_ARN_CHARS = 2048
+MAX_NAME_CHARS = 256
+
+
 class Envelope(EventBridgeModel):
     """EventBridge's envelope, as tolerant as AWS's own examples require.
 
@@ -20,10 +28,17 @@ class Envelope(EventBridgeModel):
     - `resources`: always sent by EventBridge; defaulted so a hand-written event
       without it is not rejected for a field keyfix only reads opportunistically.
     Extra envelope fields (e.g. replay-name) are ignored.
+    Lengths: the fields keyfix copies into every report are bounded (an event id is a UUID,
+    an account 12 digits; the caps leave room for hand-written events, not for essays).
+    The Region's shape is checked before the model (keyfix.events.wellformed).
     """
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
+    id: str = Field(max_length=MAX_NAME_CHARS)
+    account: str = Field(max_length=MAX_NAME_CHARS)
+    source: str = Field(max_length=MAX_NAME_CHARS)
+    detail_type: str = Field(alias="detail-type", max_length=MAX_NAME_CHARS)
     version: str = "0"
     time: str  # type: ignore[assignment]  # deliberately a string, see above
     resources: list[str] = Field(default_factory=list)

@@ -31,7 +31,8 @@ class AsgActivityDetail(Detail):
     """
 
     status_code: str = Field(alias="StatusCode")  # Failed | Cancelled | InProgress | ...
-    auto_scaling_group_name: str = Field(alias="AutoScalingGroupName", min_length=1)
+    # 1-255 characters: https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_AutoScalingGroup.html
+    auto_scaling_group_name: str = Field(alias="AutoScalingGroupName", min_length=1, max_length=255)
     activity_id: str | None = Field(None, alias="ActivityId")
     ec2_instance_id: str | None = Field(None, alias="EC2InstanceId")
     status_message: str = Field("", alias="StatusMessage")

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from keyfix.arns import iam_arn_for_session, is_service_linked_role
-from keyfix.events._common import Detail, Envelope, dedupe, is_key_arn
+from keyfix.events._common import MAX_ARN_CHARS, MAX_NAME_CHARS, Detail, Envelope, dedupe, is_key_arn
 from keyfix.events.incident import Caller, Denial, Incident
 from keyfix.report import Trigger
 
@@ -25,7 +25,7 @@ from keyfix.report import Trigger
 class SessionIssuer(Detail):
     type: str | None = None  # Role | IAMUser (for GetFederationToken sessions)
     principal_id: str | None = Field(None, alias="principalId")
-    arn: str | None = None  # the IAM ARN, with its path
+    arn: str | None = Field(None, max_length=MAX_ARN_CHARS)  # the IAM ARN, with its path
     account_id: str | None = Field(None, alias="accountId")
     user_name: str | None = Field(None, alias="userName")
 
@@ -38,12 +38,12 @@ class SessionContext(Detail):
 class UserIdentity(Detail):
     # Service events may carry no type (only accountId/invokedBy).
     type: str | None = None
-    principal_id: str | None = Field(None, alias="principalId")
-    arn: str | None = None
-    account_id: str | None = Field(None, alias="accountId")
+    principal_id: str | None = Field(None, alias="principalId", max_length=MAX_ARN_CHARS)
+    arn: str | None = Field(None, max_length=MAX_ARN_CHARS)
+    account_id: str | None = Field(None, alias="accountId", max_length=MAX_NAME_CHARS)
     access_key_id: str | None = Field(None, alias="accessKeyId")
     user_name: str | None = Field(None, alias="userName")
-    invoked_by: str | None = Field(None, alias="invokedBy")
+    invoked_by: str | None = Field(None, alias="invokedBy", max_length=MAX_ARN_CHARS)
     session_context: SessionContext | None = Field(None, alias="sessionContext")
 
 
@@ -51,17 +51,17 @@ class KmsRequestParameters(Detail):
     """The requestParameters keyfix reads. keyId may be a key id, key ARN, alias name
     or alias ARN (https://docs.aws.amazon.com/kms/latest/developerguide/concepts.html#key-id)."""
 
-    key_id: str | None = Field(None, alias="keyId")
+    key_id: str | None = Field(None, alias="keyId", max_length=MAX_ARN_CHARS)
     encryption_context: dict[str, str] | None = Field(None, alias="encryptionContext")
     # CreateGrant (https://docs.aws.amazon.com/kms/latest/APIReference/API_CreateGrant.html)
-    grantee_principal: str | None = Field(None, alias="granteePrincipal")
+    grantee_principal: str | None = Field(None, alias="granteePrincipal", max_length=MAX_ARN_CHARS)
     retiring_principal: str | None = Field(None, alias="retiringPrincipal")
     operations: list[str] | None = None
     constraints: dict[str, Any] | None = None
 
 
 class CloudTrailResource(Detail):
-    arn: str | None = Field(None, alias="ARN")
+    arn: str | None = Field(None, alias="ARN", max_length=MAX_ARN_CHARS)
     account_id: str | None = Field(None, alias="accountId")
     type: str | None = None
 
@@ -74,7 +74,7 @@ class KmsCloudTrailDetail(Detail):
     user_identity: UserIdentity = Field(alias="userIdentity")
     event_time: str | None = Field(None, alias="eventTime")
     event_source: Literal["kms.amazonaws.com"] = Field(alias="eventSource")
-    event_name: str = Field(alias="eventName", min_length=1)
+    event_name: str = Field(alias="eventName", min_length=1, max_length=MAX_NAME_CHARS)
     aws_region: str | None = Field(None, alias="awsRegion")
     source_ip_address: str | None = Field(None, alias="sourceIPAddress")
     user_agent: str | None = Field(None, alias="userAgent")

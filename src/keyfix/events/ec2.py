@@ -13,13 +13,13 @@ from typing import Literal
 
 from pydantic import Field
 
-from keyfix.events._common import Detail, Envelope
+from keyfix.events._common import MAX_NAME_CHARS, Detail, Envelope
 from keyfix.events.incident import Incident
 from keyfix.report import Trigger
 
 
 class Ec2StateChangeDetail(Detail):
-    instance_id: str = Field(alias="instance-id", min_length=1)
+    instance_id: str = Field(alias="instance-id", min_length=1, max_length=MAX_NAME_CHARS)
     # pending | running | shutting-down | stopping | stopped | terminated
     state: str = Field(min_length=1)
 
