@@ -7,6 +7,7 @@ One finding per principal x key (the contract).
 
 from __future__ import annotations
 
+from keyfix import names
 from keyfix.arns import account_of, slr_service
 from keyfix.events.incident import Denial, Incident
 from keyfix.policy import Decision, PolicyError
@@ -102,6 +103,10 @@ def _diagnose_need(need: AccessNeed, key: KeyFacts | None, principal: PrincipalF
         return Finding(Cause.UNDETERMINED, need.principal, key.arn if key else need.key_arn, list(need.operations),
                        f"No fix keyfix may offer would allow this request ({exc}); a person must decide "
                        "whether it should be allowed at all.", resource=need.resource)
+    except names.InvalidName as exc:  # a forged or corrupt name must never reach a policy or a CLI line
+        return Finding(Cause.UNDETERMINED, need.principal, key.arn if key else need.key_arn, list(need.operations),
+                       f"The event names a principal or resource AWS would never accept ({exc}), so it cannot be "
+                       "real; keyfix proposes nothing for it.", resource=need.resource)
 
 
 def _diagnose_need_model(need: AccessNeed, key: KeyFacts | None, principal: PrincipalFacts | None,

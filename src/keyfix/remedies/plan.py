@@ -222,13 +222,7 @@ def key_state_fix(key: KeyFacts) -> Fix:
 def re_encrypt_fix(key: KeyFacts, resource: str | None) -> Fix:
     # https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/CopyingAMIs.html (encrypt on copy)
     source = resource or "SOURCE-AMI-OR-SNAPSHOT"
-    region = key.region
-    if source.startswith("snap-"):
-        cli = [f"aws ec2 copy-snapshot --region {region} --source-region {region} --source-snapshot-id {source} "
-               "--encrypted --kms-key-id YOUR-CUSTOMER-MANAGED-KEY-ARN"]
-    else:
-        cli = [f"aws ec2 copy-image --region {region} --source-region {region} --source-image-id {source} "
-               "--name keyfix-reencrypted --encrypted --kms-key-id YOUR-CUSTOMER-MANAGED-KEY-ARN"]
+    cli = docs.cli_re_encrypt(key.region, resource)  # validated and shell-quoted there
     return Fix(FixKind.RE_ENCRYPT, FixStatus.PROPOSED, key.account, source,
                {"Source": source, "Encrypted": True, "KmsKeyId": "a customer managed key shared with the user"},
                cli, reason="an AWS managed key cannot be shared; only a re-encrypted copy can be used")
@@ -240,9 +234,7 @@ def explicit_deny_note(need: AccessNeed, key: KeyFacts, denied: dict[str, Decisi
     kind = FixKind.KEY_POLICY_STATEMENT if in_key_policy else FixKind.IDENTITY_POLICY
     target = key.arn if in_key_policy else iam_arn_for_session(need.principal)
     account = key.account if in_key_policy else (account_of(target) or "")
-    region = key.region
-    cli = [f"aws kms get-key-policy --region {region} --key-id {key.arn} --policy-name default "
-           "--query Policy --output text"] if in_key_policy else []
+    cli = docs.cli_get_key_policy(key.arn) if in_key_policy else []  # validated and shell-quoted there
     return Fix(kind, FixStatus.PROPOSED, account, target,
                {"DenyingStatements": [{"policy": p, "sid": s, "statement": i} for p, s, i in refs]}, cli,
                reason="keyfix never removes or narrows a Deny; review the statement(s) named")
