@@ -6,6 +6,7 @@ IAM identifiers (paths, unique ids): https://docs.aws.amazon.com/IAM/latest/User
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # Auto Scaling's default service-linked role and its custom-suffix variants.
@@ -96,17 +97,39 @@ def is_service_linked_role(arn: str | None) -> bool:
     return bool(parsed and parsed.service == "iam" and parsed.resource.startswith("role/aws-service-role/"))
 
 
-def slr_service(arn: str | None) -> str | None:
+# A custom suffix is part of a role name: IAM role names are [\w+=,.@-], at most 64 characters.
+# https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateServiceLinkedRole.html (CustomSuffix)
+# https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html (RoleName)
+_ROLE_NAME_RE = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
+_ACCOUNT_ID_RE = re.compile(r"\d{12}", re.ASCII)
+
+
+def slr_service(arn: str | None, *, account: str | None = None, partition: str | None = None) -> str | None:
     """The service of an Auto Scaling or EC2 Spot service-linked role ARN, else None:
-    the only roles keyfix may grant to without an allow-list."""
-    if not is_service_linked_role(arn):
+    the only roles keyfix may grant to without an allow-list.
+
+    Strict: exactly `arn:<partition>:iam::<12 digits>:role/aws-service-role/<service>/<name>`,
+    nothing before or after, and - when given - this account and this partition. A
+    look-alike (an extra path segment, another account or partition) is an ordinary role."""
+    parsed = parse_arn(arn)
+    if parsed is None or parsed.service != "iam" or parsed.region or not _ACCOUNT_ID_RE.fullmatch(parsed.account):
         return None
-    _, _, service, name = (parse_arn(arn).resource.split("/") + ["", "", "", ""])[:4]
+    if (account is not None and parsed.account != account) or (partition is not None and parsed.partition != partition):
+        return None
+    parts = parsed.resource.split("/")
+    if len(parts) != 4 or parts[:2] != ["role", "aws-service-role"] or not _ROLE_NAME_RE.fullmatch(parts[3]):
+        return None
+    service, name = parts[2], parts[3]
     if service == ASG_SLR_SERVICE and (name == ASG_SLR_NAME or name.startswith(ASG_SLR_NAME + "_")):
         return service
     if service == SPOT_SLR_SERVICE and name == SPOT_SLR_NAME:
         return service
     return None
+
+
+def default_slr_name(service: str) -> str | None:
+    """The name CreateServiceLinkedRole gives without a custom suffix."""
+    return {ASG_SLR_SERVICE: ASG_SLR_NAME, SPOT_SLR_SERVICE: SPOT_SLR_NAME}.get(service)
 
 
 def iam_arn_for_session(session_arn: str) -> str:

@@ -57,7 +57,10 @@ class Settings:
         return any(_arn_match(p, key_arn) for p in self.key_allowlist)
 
     def principal_allowed(self, arn: str) -> bool:
-        return any(_arn_match(p, arn) for p in self.principal_allowlist)
+        return self.matching_principal_pattern(arn) is not None
+
+    def matching_principal_pattern(self, arn: str) -> str | None:
+        return next((p for p in self.principal_allowlist if _arn_match(p, arn)), None)
 
 
 def _arn_match(pattern: str, value: str) -> bool:

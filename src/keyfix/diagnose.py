@@ -116,7 +116,7 @@ def _diagnose_need_model(need: AccessNeed, key: KeyFacts | None, principal: Prin
     if blocked:
         return blocked
     assert key is not None
-    service = slr_service(need.principal)
+    service = slr_service(need.principal, account=incident.account)
     if service and principal is not None and principal.exists is False:
         return Finding(Cause.SERVICE_LINKED_ROLE_MISSING, need.principal, key.arn, ops,
                        f"The service-linked role {need.principal} does not exist yet, so no key policy can "
@@ -154,8 +154,19 @@ def _diagnose_denial(need: AccessNeed, key: KeyFacts, principal: PrincipalFacts 
                        "was deleted; a re-created role or user of the same name does not match them.",
                        fixes=plan.for_stale_principal(need, key, ops), resource=need.resource)
     missing = set().union(*(d.missing for d in denied.values()))
-    same_account = account_of(need.principal) == key.account
-    service = slr_service(need.principal)
+    home = incident.account
+    principal_account = account_of(need.principal)
+    same_account = principal_account == key.account
+    # Only this account's own service-linked roles get the SLR treatment; a look-alike of
+    # another account (or path, or partition) is an ordinary outside principal.
+    service = slr_service(need.principal, account=home)
+    if key.account == home and principal_account != home:
+        return _outsider_on_our_key(need, key, principal, model, denied, missing)
+    if not can_hold_identity_policy(need.principal) and "resource_policy" not in missing:
+        return Finding(Cause.UNDETERMINED, need.principal, key.arn, ops,
+                       f"{need.principal} is denied {', '.join(ops)} on {key.arn}, but it is not an IAM user or "
+                       "role: no identity policy can be attached to it, and keyfix has no other fix to offer.",
+                       resource=need.resource)
     if same_account:
         if "resource_policy" in missing:
             cause = Cause.SLR_NOT_IN_KEY_POLICY if service else Cause.PRINCIPAL_NOT_IN_KEY_POLICY
@@ -186,6 +197,40 @@ def _diagnose_denial(need: AccessNeed, key: KeyFacts, principal: PrincipalFacts 
                    f"Key {key.arn} belongs to account {key.account}: using it needs an identity policy in "
                    f"this account, and none allows {', '.join(ops)}.",
                    fixes=plan.identity_fix(need, key, principal, ops, model), resource=need.resource)
+
+
+def _outsider_on_our_key(need: AccessNeed, key: KeyFacts, principal: PrincipalFacts | None,
+                         model: plan.Model, denied: dict[str, Decision], missing: set[str]) -> Finding:
+    """Another account's principal was denied on a key of this account: the key owner's trail
+    records outsiders (userIdentity.type AWSAccount or Root,
+    https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-user-identity.html).
+    Anyone can provoke such a denial, so keyfix only says what letting them in would take, as
+    a proposal: it never writes for another account's principal (remedies.safety).
+    Cross-account use needs the key policy here and an identity policy there:
+    https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html"""
+    ops = sorted(denied)
+    outsider = account_of(need.principal)
+    if "resource_policy" in missing:
+        return Finding(Cause.ACCOUNT_NOT_IN_KEY_POLICY, need.principal, key.arn, ops,
+                       f"{need.principal} of account {outsider} was denied {', '.join(ops)} on {key.arn}, a key of "
+                       f"this account whose policy does not allow it. Only if account {outsider} should use this "
+                       "key: the key-policy statement below (this account), and an identity policy in account "
+                       f"{outsider}. keyfix never makes this change itself.",
+                       fixes=plan.outsider_fixes(need, key, principal, ops, model), resource=need.resource)
+    return Finding(Cause.IDENTITY_POLICY_MISSING, need.principal, key.arn, ops,
+                   f"The policy of {key.arn} allows {need.principal} of account {outsider}, but that account's own "
+                   "IAM policies do not: only account "
+                   f"{outsider} can change that. Nothing needs to change in this account.",
+                   fixes=plan.outsider_fixes(need, key, principal, ops, model, key_policy=False),
+                   resource=need.resource)
+
+
+def can_hold_identity_policy(arn: str) -> bool:
+    """Inline identity policies attach to IAM users and roles (an assumed-role session's role)."""
+    from keyfix.arns import iam_arn_for_session, parse_arn
+
+    parsed = parse_arn(iam_arn_for_session(arn))
+    return bool(parsed and parsed.service == "iam" and parsed.resource_type in ("user", "role"))
 
 
 def _owner_side_missing(key: KeyFacts, incident: Incident, missing: set[str]) -> bool:

@@ -7,16 +7,15 @@ first; a refused fix keeps its document and CLI so a person can still act on it.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from keyfix.arns import identity_holder
-from keyfix.remedies import safety
-from keyfix.remedies.plan import with_statements
+from keyfix.arns import account_of, default_slr_name, partition_of
+from keyfix.remedies import safety, writers
+from keyfix.remedies.writers import WriteFailed, WriteUnverified  # noqa: F401  (the errors callers see)
 from keyfix.report import Cause, Finding, Fix, FixKind, FixStatus, Mode
-from keyfix.resolve.facts import Situation
+from keyfix.resolve.facts import PrincipalFacts, Situation
 from keyfix.store import LockTimeout
 
 log = logging.getLogger("keyfix")
@@ -33,17 +32,14 @@ PROPOSE_ONLY_CAUSES = {
 WRITE_BUDGET_SECONDS = 15.0
 
 
-class WriteFailed(Exception):
-    pass
-
-
 def carry_out(findings: list[Finding], situation: Situation, settings, gw, store=None,
               applied_by: str = "keyfix", time_left: Callable[[], float] | None = None) -> list[dict[str, Any]]:
-    """Apply what may be applied; returns one audit record per write made.
+    """Apply what may be applied; returns one audit dict per write made.
 
     With `store` (keyfix.store), writes to a key run under that key's lock and every write
-    is recorded; its audit dict then carries the record's `change_id` (for keyfix rollback).
-    `time_left` returns the seconds the invocation has left (the Lambda context's)."""
+    is journalled: intent before the AWS call, outcome after (`writers.Journal`); the audit
+    dict then carries the record's `change_id` (for keyfix rollback). `time_left` returns the
+    seconds the invocation has left (the Lambda context's)."""
     if settings.mode != Mode.APPLY:
         return []
     account = situation.incident.account
@@ -56,11 +52,13 @@ def carry_out(findings: list[Finding], situation: Situation, settings, gw, store
                     fix.reason = ("not attempted: keyfix could not confirm which account it runs in, "
                                   "so it writes nothing")
         return []
+    partition = gw.home_partition if hasattr(gw, "home_partition") else partition_of(situation.incident.region)
     changes: list[dict[str, Any]] = []
     for finding in findings:
         if finding.cause in PROPOSE_ONLY_CAUSES:
             continue
         key = situation.keys.get(finding.key_arn or "")
+        principal = _facts_of(situation, finding.principal)
         blocked = None
         for fix in finding.fixes:
             if fix.status != FixStatus.PROPOSED or fix.kind in safety.PROPOSE_ONLY:
@@ -75,32 +73,78 @@ def carry_out(findings: list[Finding], situation: Situation, settings, gw, store
                 blocked = f"less than {WRITE_BUDGET_SECONDS:.0f} s of Lambda time left"
                 fix.reason = f"not attempted: {blocked}; the CLI above makes the same change"
                 continue
+            journal = writers.Journal(store, situation.incident.event_id, finding, applied_by)
             try:
-                safety.check_fix(fix, principal=finding.principal, key=key, account=account, settings=settings)
-                change = _write(fix, gw, store, owner=f"{applied_by}:{situation.incident.event_id}")
+                checked = safety.check_fix(fix, principal=principal, key=key, account=account, partition=partition,
+                                           settings=settings)
+                change = _write(fix, checked, gw, store, journal, owner=f"{applied_by}:{situation.incident.event_id}")
             except safety.Refusal as refusal:
                 fix.status, fix.reason = FixStatus.REFUSED, str(refusal)
                 blocked = "an earlier step was refused"
                 continue
-            except WriteFailed as failure:
+            except writers.WriteFailed as failure:
                 fix.status, fix.reason = FixStatus.FAILED, str(failure)
+                journal.outcome("failed", {"reason": str(failure)})
                 blocked = "an earlier step failed"
                 continue
+            except writers.WriteUnverified as unknown:
+                fix.status, fix.reason = FixStatus.UNVERIFIED, str(unknown)
+                journal.outcome("unverified", {"reason": str(unknown)})
+                changes.append(_audit(finding, fix, journal, journal.change or {}, "unverified"))
+                blocked = "an earlier step could not be confirmed"
+                continue
+            if fix.kind == FixKind.CREATE_SERVICE_LINKED_ROLE:
+                principal = _created_role(gw, change, principal)
+                if not change.get("created"):
+                    journal.outcome("already-present", {})
+                    fix.status = FixStatus.ALREADY_PRESENT
+                    continue
             if fix.kind == FixKind.GRANT:
                 _grant_made(finding)
             if change is None:
                 fix.status = FixStatus.ALREADY_PRESENT
-            else:
-                fix.status = FixStatus.APPLIED
-                record = {"finding_cause": str(finding.cause), "kind": str(fix.kind), **change}
-                if store is not None:
-                    try:
-                        record["change_id"] = store.record_change(record, situation.incident.event_id, finding,
-                                                                  applied_by)
-                    except Exception:  # the write stands; losing its audit record must not undo the report
-                        log.exception("applied %s to %s but could not record it", fix.kind, fix.target)
-                changes.append(record)
+                continue
+            fix.status = FixStatus.APPLIED
+            if change.get("note"):
+                fix.reason = change["note"]
+            journal.outcome("applied", {k: v for k, v in change.items() if k in ("after", "grant_id", "note")})
+            changes.append(_audit(finding, fix, journal, change, "applied"))
     return changes
+
+
+def _audit(finding: Finding, fix: Fix, journal: writers.Journal, change: dict[str, Any], outcome: str) -> dict:
+    record = {"finding_cause": str(finding.cause), "kind": str(fix.kind), "outcome": outcome,
+              **{k: v for k, v in change.items() if k != "role"}}
+    if journal.change_id is not None:
+        record["change_id"] = journal.change_id
+    return record
+
+
+def _facts_of(situation: Situation, principal: str | None) -> PrincipalFacts | None:
+    """The resolver's facts for a finding's principal (looked up by the ARN it was read as)."""
+    if principal is None:
+        return None
+    found = situation.principals.get(principal)
+    if found is None:
+        found = next((f for f in situation.principals.values() if f.arn == principal), None)
+    return found
+
+
+def _created_role(gw, change: dict[str, Any], before: PrincipalFacts | None) -> PrincipalFacts | None:
+    """The role CreateServiceLinkedRole made, as IAM described it: the principal the next
+    fixes of the finding may name. An existing role is read back by its default name."""
+    role = change.get("role")
+    if role is None:
+        name = default_slr_name(change.get("service", ""))
+        try:
+            role = gw.client("iam").get_role(RoleName=name)["Role"] if name else None
+        except Exception:  # unreadable: the next fixes are refused, never guessed
+            log.exception("could not read back the service-linked role %s", name)
+            return before
+    if role is None:
+        return before
+    return PrincipalFacts(arn=role["Arn"], kind="service-linked-role", account=account_of(role["Arn"]),
+                          exists=True, unique_id=role.get("RoleId"), identity_policies=(), iam_name=role["RoleName"])
 
 
 def _grant_made(finding: Finding) -> None:
@@ -119,135 +163,29 @@ def _key_lock(store, key_arn: str, owner: str):
     return store.lock(key_arn, owner) if store is not None else contextlib.nullcontext()
 
 
-def _write(fix: Fix, gw, store=None, owner: str = "keyfix") -> dict[str, Any] | None:
+def _write(fix: Fix, checked: safety.CheckedPrincipal | None, gw, store, journal: writers.Journal,
+           owner: str = "keyfix") -> dict[str, Any] | None:
+    """One write, naming `checked` and nothing the fix could re-derive."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
+        if fix.kind == FixKind.CREATE_SERVICE_LINKED_ROLE:
+            return writers.create_service_linked_role(gw.client("iam"), fix.document["AWSServiceName"], journal)
+        if checked is None:
+            raise safety.Refusal("no checked principal for a change that names one")
         if fix.kind == FixKind.KEY_POLICY_STATEMENT:
             with _key_lock(store, fix.target, owner):
-                return add_key_policy_statements(gw.client("kms"), fix.target, fix.document)
+                return writers.add_key_policy_statements(gw.client("kms"), checked, fix.target, fix.document, journal)
         if fix.kind == FixKind.GRANT:
             with _key_lock(store, fix.document["KeyId"], owner):
-                return create_grant(gw.client("kms"), fix.document)
+                return writers.create_grant(gw.client("kms"), checked, fix.document, journal)
         if fix.kind == FixKind.IDENTITY_POLICY:
-            return put_identity_policy(gw.client("iam"), fix.target, fix.document)
-        if fix.kind == FixKind.CREATE_SERVICE_LINKED_ROLE:
-            return create_service_linked_role(gw.client("iam"), fix.document["AWSServiceName"])
+            return writers.put_identity_policy(gw.client("iam"), checked, fix.document, journal)
     except LockTimeout as exc:
-        raise WriteFailed(str(exc)) from exc
-    except ClientError as exc:
+        raise writers.WriteFailed(str(exc)) from exc
+    except ClientError as exc:  # a read before the write failed: nothing was written
         err = exc.response.get("Error", {})
-        raise WriteFailed(f"{exc.operation_name}: {err.get('Code')}: {err.get('Message')}") from exc
+        raise writers.WriteFailed(f"{exc.operation_name}: {err.get('Code')}: {err.get('Message')}") from exc
     except BotoCoreError as exc:
-        raise WriteFailed(str(exc)) from exc
+        raise writers.WriteFailed(str(exc)) from exc
     raise safety.Refusal(f"keyfix does not write fixes of kind {fix.kind}")
-
-
-def _canon(statement: Any) -> str:
-    return json.dumps(statement, sort_keys=True, separators=(",", ":"))
-
-
-def _statements(doc: dict) -> list[Any]:
-    s = doc.get("Statement", [])
-    return [s] if isinstance(s, dict) else list(s)
-
-
-def add_key_policy_statements(kms, key_arn: str, statements: list[dict]) -> dict[str, Any] | None:
-    """Read, add, write, read back. Every statement that was there must still be there.
-    KMS has no conditional write; callers serialise writers per key.
-    https://docs.aws.amazon.com/kms/latest/APIReference/API_PutKeyPolicy.html"""
-    before_text = kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"]
-    try:
-        before = json.loads(before_text)
-    except ValueError:
-        before = None
-    if not isinstance(before, dict) or not isinstance(before.get("Statement", []), (list, dict)):
-        raise safety.Refusal(f"the key policy of {key_arn} is not a policy document keyfix can read; it will not "
-                             "write over it")
-    present = {_canon(s) for s in _statements(before)}
-    by_sid = {s.get("Sid"): s for s in _statements(before) if isinstance(s, dict)}
-    to_add = []
-    for statement in statements:
-        if _canon(statement) in present:
-            continue
-        if statement["Sid"] in by_sid:
-            raise safety.Refusal(f"the key policy already has a statement {statement['Sid']!r} with other "
-                                 "content; keyfix will not overwrite it")
-        to_add.append(statement)
-    if not to_add:
-        return None
-    after = with_statements(before, to_add)
-    after_text = json.dumps(after, indent=2)
-    safety.check_size(after_text)
-    safety.check_no_lockout(before, after, key_arn)
-    # Never BypassPolicyLockoutSafetyCheck: KMS's own lockout check stays on.
-    kms.put_key_policy(KeyId=key_arn, PolicyName="default", Policy=after_text)
-    readback = json.loads(kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"])
-    kept = {_canon(s) for s in _statements(readback)}
-    lost = [s for s in _statements(before) + to_add if _canon(s) not in kept]
-    if lost:
-        kms.put_key_policy(KeyId=key_arn, PolicyName="default", Policy=before_text)
-        raise WriteFailed(f"read-back after PutKeyPolicy lacked {len(lost)} statement(s); previous policy restored")
-    return {"target": key_arn, "before": before_text, "after": after_text,
-            "added_sids": [s["Sid"] for s in to_add]}
-
-
-def create_grant(kms, params: dict[str, Any]) -> dict[str, Any] | None:
-    """https://docs.aws.amazon.com/kms/latest/APIReference/API_CreateGrant.html"""
-    from botocore.exceptions import ClientError
-
-    wanted = set(params["Operations"])
-    paginator = kms.get_paginator("list_grants")
-    try:
-        for page in paginator.paginate(KeyId=params["KeyId"], GranteePrincipal=params["GranteePrincipal"]):
-            for grant in page.get("Grants", []):
-                if grant.get("GranteePrincipal") == params["GranteePrincipal"] and \
-                        wanted <= set(grant.get("Operations", [])) and not grant.get("Constraints"):
-                    params["GrantId"] = grant.get("GrantId")
-                    return None
-    except ClientError as exc:
-        # The documented cross-account key policy gives the using account CreateGrant but
-        # not ListGrants. CreateGrant with a Name is itself idempotent: a retry with the same
-        # parameters returns the existing grant's id instead of making a second one.
-        if "AccessDenied" not in exc.response.get("Error", {}).get("Code", ""):
-            raise
-    response = kms.create_grant(**{k: v for k, v in params.items() if k != "GrantId"})
-    params["GrantId"] = response["GrantId"]
-    return {"target": params["KeyId"], "grant_id": response["GrantId"], "grant": dict(params)}
-
-
-def put_identity_policy(iam, holder: str, document: dict[str, Any]) -> dict[str, Any] | None:
-    """Inline policy on the role or user. https://docs.aws.amazon.com/IAM/latest/APIReference/API_PutRolePolicy.html"""
-    kind, name = _iam_kind(holder)
-    policy_name, policy = document["PolicyName"], document["PolicyDocument"]
-    get = iam.get_role_policy if kind == "role" else iam.get_user_policy
-    put = iam.put_role_policy if kind == "role" else iam.put_user_policy
-    before = None
-    try:
-        current = get(**{f"{kind.capitalize()}Name": name, "PolicyName": policy_name})["PolicyDocument"]
-        current = json.loads(current) if isinstance(current, str) else current
-        if _canon(current) == _canon(policy):
-            return None
-        before = current
-    except iam.exceptions.NoSuchEntityException:
-        pass
-    put(**{f"{kind.capitalize()}Name": name, "PolicyName": policy_name, "PolicyDocument": json.dumps(policy)})
-    return {"target": holder, "policy_name": policy_name, "before": before, "after": policy}
-
-
-def _iam_kind(arn: str) -> tuple[str, str]:
-    try:
-        return identity_holder(arn)
-    except ValueError as exc:
-        raise safety.Refusal(str(exc)) from None
-
-
-def create_service_linked_role(iam, service: str) -> dict[str, Any] | None:
-    """https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateServiceLinkedRole.html"""
-    try:
-        role = iam.create_service_linked_role(AWSServiceName=service)["Role"]
-    except iam.exceptions.InvalidInputException as exc:
-        if "has been taken" in str(exc):  # AWS's wording when the role already exists
-            return None
-        raise
-    return {"target": role["Arn"], "service": service}

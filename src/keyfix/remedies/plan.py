@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from keyfix.arns import account_of, iam_arn_for_session, root_arn, slr_service
+from keyfix.arns import account_of, iam_arn_for_session, parse_arn, root_arn, slr_service
 from keyfix.policy import Decision, Grant, Policy, PolicySet, Request, evaluate
 from keyfix.policy import stale_principals as _stale_principals
 from keyfix.remedies import documents as docs
@@ -178,19 +178,41 @@ def cross_account_principal_fixes(need: AccessNeed, key: KeyFacts, principal: Pr
                                   ops: list[str], model: Model) -> list[Fix]:
     """A user or role using another account's key needs both sides.
     https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html"""
+    return _both_sides(need, key, ops, model, key_policy_known=False)
+
+
+def outsider_fixes(need: AccessNeed, key: KeyFacts, principal: PrincipalFacts | None, ops: list[str],
+                   model: Model, key_policy: bool = True) -> list[Fix]:
+    """Another account's principal on a key of this account: the key-policy statement here
+    (when the key policy is what denies) and the identity policy there, both proposals."""
+    return _both_sides(need, key, ops, model, key_policy_known=True, key_policy=key_policy)
+
+
+def _both_sides(need: AccessNeed, key: KeyFacts, ops: list[str], model: Model, *, key_policy_known: bool,
+                key_policy: bool = True) -> list[Fix]:
     use, grant = _split(ops)
     holder = iam_arn_for_session(need.principal)
-    statements = docs.key_policy_statements(holder, use, _key_user_grant_actions(holder, grant))
-    document = docs.identity_policy(key.arn, use, ["kms:CreateGrant"] if grant else [])
-    model.verify(ops, key_statements=statements, identity_doc=document, key_policy_known=False)
-    name = docs.identity_policy_name(key.arn)
-    return [
-        Fix(FixKind.KEY_POLICY_STATEMENT, FixStatus.PROPOSED, key.account, key.arn, statements,
-            docs.cli_add_key_policy_statements(key.arn, statements)),
-        Fix(FixKind.IDENTITY_POLICY, FixStatus.PROPOSED, account_of(holder) or "", holder,
-            {"PolicyName": name, "PolicyDocument": document},
-            docs.cli_put_identity_policy(holder, name, document)),
-    ]
+    statements = docs.key_policy_statements(holder, use, _key_user_grant_actions(holder, grant)) if key_policy else []
+    # An account root or a service cannot hold an identity policy: the key policy alone decides.
+    document = docs.identity_policy(key.arn, use, ["kms:CreateGrant"] if grant else []) \
+        if _holds_identity_policies(holder) else None
+    model.verify(ops, key_statements=statements, identity_doc=document, key_policy_known=key_policy_known)
+    fixes = []
+    if statements:
+        fixes.append(Fix(FixKind.KEY_POLICY_STATEMENT, FixStatus.PROPOSED, key.account, key.arn, statements,
+                         docs.cli_add_key_policy_statements(key.arn, statements)))
+    if document is not None:
+        name = docs.identity_policy_name(key.arn)
+        fixes.append(Fix(FixKind.IDENTITY_POLICY, FixStatus.PROPOSED, account_of(holder) or "", holder,
+                         {"PolicyName": name, "PolicyDocument": document},
+                         docs.cli_put_identity_policy(holder, name, document)))
+    return fixes
+
+
+def _holds_identity_policies(arn: str) -> bool:
+    parsed = parse_arn(arn)
+    return bool(parsed and parsed.service == "iam" and parsed.resource_type in ("user", "role")
+                and not slr_service(arn))
 
 
 def for_missing_slr(need: AccessNeed, key: KeyFacts, service: str) -> list[Fix]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from keyfix.arns import account_of, slr_service
+from dataclasses import dataclass
+
+from keyfix.arns import default_slr_name, parse_arn, slr_service
 from keyfix.config import OPT_IN_TAG, Settings
 from keyfix.remedies.documents import (
     EBS_USE_ACTIONS,
@@ -20,7 +22,7 @@ from keyfix.remedies.documents import (
     SLR_GRANT_OPERATIONS,
 )
 from keyfix.report import Fix, FixKind
-from keyfix.resolve.facts import KeyFacts
+from keyfix.resolve.facts import KeyFacts, PrincipalFacts
 
 # https://docs.aws.amazon.com/kms/latest/developerguide/resource-limits.html#key-policy-limit
 KEY_POLICY_MAX_BYTES = 32 * 1024
@@ -41,12 +43,37 @@ class Refusal(Exception):
     """A safety rule stopped a change; the message is the report's `reason`."""
 
 
-def check_fix(fix: Fix, *, principal: str | None, key: KeyFacts | None, account: str, settings: Settings) -> None:
-    """Raise Refusal unless `apply` may carry out `fix`."""
+@dataclass(frozen=True)
+class CheckedPrincipal:
+    """The one principal a write may name, as the safety rules approved it.
+
+    Built only by `check_principal`, from what keyfix itself read from IAM (GetUser /
+    GetRole, or CreateServiceLinkedRole's answer) - never from an event's text. The writer
+    names `arn` (key policy, grant) or `kind` + `name` (inline policy) and nothing else:
+    whatever the allow-list matched is exactly what is written.
+    """
+
+    arn: str  # IAM's ARN, path included
+    kind: str  # user | role | service-linked-role
+    name: str  # IAM's UserName / RoleName
+    account: str
+    approved_by: str  # which rule let keyfix write for it
+
+
+def check_fix(fix: Fix, *, principal: PrincipalFacts | None, key: KeyFacts | None, account: str,
+              partition: str, settings: Settings) -> CheckedPrincipal | None:
+    """Raise Refusal unless `apply` may carry out `fix`; returns the checked principal the
+    writer must use (None for a fix that names no principal: creating a service-linked role)."""
     if fix.target_account != account:
         raise Refusal(f"the change belongs to account {fix.target_account}; keyfix writes only in {account}")
-    if principal is not None:
-        check_principal(principal, account, settings)
+    if fix.kind == FixKind.CREATE_SERVICE_LINKED_ROLE:
+        check_service_linked_role_creation(fix, principal, account, partition)
+        return None
+    checked = check_principal(principal, account, partition, settings)
+    named = principals_named(fix)
+    if named != {checked.arn}:
+        raise Refusal(f"the change names {sorted(named) or 'no principal'}, not exactly the checked principal "
+                      f"{checked.arn}; keyfix writes only for the principal it checked")
     if fix.kind in (FixKind.KEY_POLICY_STATEMENT, FixKind.GRANT) and key is not None:
         check_key(key, settings, writes_policy=fix.kind == FixKind.KEY_POLICY_STATEMENT)
     if fix.kind == FixKind.KEY_POLICY_STATEMENT:
@@ -58,20 +85,84 @@ def check_fix(fix: Fix, *, principal: str | None, key: KeyFacts | None, account:
         for statement in [statements] if isinstance(statements, dict) else statements:
             check_actions(statement.get("Sid", ""), statement)
     if fix.kind == FixKind.GRANT:
+        if checked.kind != "service-linked-role" or not slr_service(checked.arn, account=account, partition=partition):
+            raise Refusal(f"keyfix creates grants only for this account's Auto Scaling / EC2 Spot service-linked "
+                          f"roles, not {checked.arn}")
         extra = set((fix.document or {}).get("Operations") or []) - WRITABLE_GRANT_OPERATIONS
         if extra:
             raise Refusal(f"the grant would allow {sorted(extra)}, beyond the EBS operations keyfix may grant")
+    return checked
 
 
-def check_principal(principal: str, account: str, settings: Settings) -> None:
-    if slr_service(principal) and account_of(principal) == account:
-        return
-    if settings.principal_allowed(principal):
-        return
+def check_principal(facts: PrincipalFacts | None, account: str, partition: str,
+                    settings: Settings) -> CheckedPrincipal:
+    """This account's user or role, read from IAM, and approved by construction (this
+    account's Auto Scaling / EC2 Spot service-linked role) or by the allow-list, matched
+    against IAM's ARN with its path."""
+    if facts is None or facts.exists is not True or not facts.iam_name:
+        why = "; ".join(facts.unreadable) if facts is not None and facts.unreadable else "not read from IAM"
+        shown = facts.arn if facts is not None else "the principal"
+        raise Refusal(f"keyfix could not resolve {shown} from IAM ({why}); it writes only for a principal it "
+                      "has read itself")
+    parsed = parse_arn(facts.arn)
+    if parsed is None or parsed.service != "iam" or parsed.region or parsed.resource_type not in ("user", "role"):
+        raise Refusal(f"{facts.arn} is not an IAM user or role; keyfix writes for nothing broader")
+    if parsed.account != account or parsed.partition != partition:
+        raise Refusal(f"{facts.arn} is not a principal of account {account} in partition {partition}; changes "
+                      "for another account are proposals to its owner")
+    if parsed.name != facts.iam_name:
+        raise Refusal(f"{facts.arn} does not end in IAM's name {facts.iam_name!r}")
+    kind = facts.kind if facts.kind in ("user", "role", "service-linked-role") else None
+    if kind is None or (kind == "user") != (parsed.resource_type == "user"):
+        raise Refusal(f"{facts.arn} is a {facts.kind}, not an IAM user or role")
+    if kind == "service-linked-role" and slr_service(facts.arn, account=account, partition=partition):
+        return CheckedPrincipal(facts.arn, kind, facts.iam_name, account,
+                                f"the {slr_service(facts.arn)} service-linked role of this account")
+    pattern = settings.matching_principal_pattern(facts.arn)
+    if pattern is not None:
+        return CheckedPrincipal(facts.arn, kind, facts.iam_name, account,
+                                f"KEYFIX_PRINCIPAL_ALLOWLIST pattern {pattern!r}")
     raise Refusal(
-        f"{principal} is neither a service-linked role of account {account} keyfix may grant to nor in "
+        f"{facts.arn} is neither a service-linked role of account {account} keyfix may grant to nor in "
         "KEYFIX_PRINCIPAL_ALLOWLIST; a person must approve this change"
     )
+
+
+def check_service_linked_role_creation(fix: Fix, facts: PrincipalFacts | None, account: str, partition: str) -> None:
+    """Only this account's default Auto Scaling / EC2 Spot role, and only when IAM said it is
+    missing: a custom-suffix name in an event is the author's choice, not AWS's."""
+    service = (fix.document or {}).get("AWSServiceName")
+    wanted = slr_service(fix.target, account=account, partition=partition)
+    if wanted is None or service != wanted or parse_arn(fix.target).name != default_slr_name(wanted):
+        raise Refusal(f"keyfix creates only this account's default Auto Scaling / EC2 Spot service-linked "
+                      f"role, not {fix.target}")
+    if facts is None or facts.exists is not False:
+        raise Refusal(f"IAM did not say {fix.target} is missing; keyfix creates it only then")
+
+
+def principals_named(fix: Fix) -> set[str]:
+    """Every principal a fix's document would name: what the checked principal must equal."""
+    document = fix.document or {}
+    if fix.kind == FixKind.KEY_POLICY_STATEMENT:
+        named: set[str] = set()
+        for statement in document if isinstance(document, list) else [document]:
+            named |= principals_named_by_statement(statement)
+        return named
+    if fix.kind == FixKind.GRANT:
+        extra = {str(document[k]) for k in ("RetiringPrincipal",) if document.get(k)}
+        return {str(document.get("GranteePrincipal"))} | extra
+    return {fix.target}
+
+
+def principals_named_by_statement(statement: Any) -> set[str]:
+    """The principals a key-policy statement names; anything but `{"AWS": ARN or [ARNs]}`
+    (a service, `*`, a malformed value) comes back as its repr, which no checked ARN equals."""
+    principal = statement.get("Principal") if isinstance(statement, dict) else None
+    if not isinstance(principal, dict) or set(principal) != {"AWS"}:
+        return {repr(principal)}
+    aws = principal["AWS"]
+    values = [aws] if isinstance(aws, str) else aws if isinstance(aws, list) else [aws]
+    return {v if isinstance(v, str) else repr(v) for v in values}
 
 
 def check_key(key: KeyFacts, settings: Settings, *, writes_policy: bool) -> None:

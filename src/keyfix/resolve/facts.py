@@ -43,6 +43,9 @@ class PrincipalFacts:
     # "inline:kms-use", "arn:aws:iam::aws:policy/AmazonEC2FullAccess", "group:devs/inline:x".
     identity_policy_names: tuple[str, ...] = ()
     permission_boundary_arn: str | None = None
+    # The user's or role's name and ARN exactly as IAM's GetUser/GetRole returned them: set
+    # only when keyfix read the principal itself. Writes name nothing else (safety.CheckedPrincipal).
+    iam_name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,10 @@ Everything the resolver reads goes through an `AwsGateway`:
 * `read()` memoises results (and AWS errors) for the life of the gateway, i.e. one
   invocation: a key described twice is read once;
 * AWS errors (botocore `ClientError`, `EndpointConnectionError`, any `BotoCoreError`)
-  surface as `AwsError`, so the readers never import botocore.
+  surface as `AwsError`, so the readers never import botocore;
+* `budget(n)` bounds the calls made inside it: a call beyond the bound is not sent and
+  raises `AwsError(code=limits.BUDGET_EXHAUSTED)`, which every reader already handles as
+  "could not read"; `refused` lists the calls it stopped (keyfix.resolve.limits).
 
 boto3/botocore are imported lazily, inside the client factory: importing
 `keyfix.resolve` must stay cheap.
@@ -25,9 +28,12 @@ boto3/botocore are imported lazily, inside the client factory: importing
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from keyfix.arns import partition_of
+from keyfix.resolve.limits import BUDGET_EXHAUSTED
 
 # Error codes AWS uses for "you may not do this" across the services keyfix reads.
 # KMS: AccessDeniedException (https://docs.aws.amazon.com/kms/latest/APIReference/CommonErrors.html);
@@ -61,6 +67,11 @@ class AwsError(Exception):
     @property
     def denied(self) -> bool:
         return self.code in ACCESS_DENIED_CODES
+
+    @property
+    def refused(self) -> bool:
+        """keyfix itself did not send the call: the event's call budget was spent."""
+        return self.code == BUDGET_EXHAUSTED
 
     @property
     def not_found(self) -> bool:
@@ -103,11 +114,15 @@ class AwsGateway:
     ) -> None:
         self._session = session
         self.account = account
+        self.partition: str | None = None  # set from STS GetCallerIdentity (home_account)
         self.region = region
         self.tracer = tracer
         self.cross_account_role = cross_account_role
         self.max_attempts = max_attempts
         self.calls: list[tuple[str, str]] = []
+        # Calls the current budget stopped before they were sent, and the bound in force.
+        self.refused: list[tuple[str, str]] = []
+        self._call_limit: int | None = None
         self._clients: dict[tuple[str, str | None, str | None], Any] = {}
         self._sessions: dict[str, Any] = {}
         self._cache: dict[tuple[Any, ...], Any] = {}
@@ -194,7 +209,8 @@ class AwsGateway:
                 "Credentials"
             ]
         except AwsError as err:
-            self._sessions[account] = err
+            if not err.refused:
+                self._sessions[account] = err
             raise
         import boto3  # lazy
 
@@ -213,7 +229,23 @@ class AwsGateway:
 
     def _record(self, model: Any = None, **_: Any) -> None:
         if model is not None:
-            self.calls.append((model.service_model.service_name, model.name))
+            call = (model.service_model.service_name, model.name)
+            if self._call_limit is not None and len(self.calls) >= self._call_limit:
+                # Raised from botocore's before-parameter-build: the request is never sent.
+                self.refused.append(call)
+                raise AwsError(call[0], call[1], BUDGET_EXHAUSTED,
+                               "not sent: keyfix's per-event limit of AWS calls was reached")
+            self.calls.append(call)
+
+    @contextmanager
+    def budget(self, calls: int) -> Iterator[None]:
+        """At most `calls` more AWS calls inside the block (cached reads cost nothing)."""
+        outer = self._call_limit
+        self._call_limit = len(self.calls) + calls if outer is None else min(outer, len(self.calls) + calls)
+        try:
+            yield
+        finally:
+            self._call_limit = outer
 
     def _begin_subsegment(self, model: Any = None, context: Any = None, **_: Any) -> None:
         if model is None or context is None:
@@ -275,7 +307,8 @@ class AwsGateway:
         try:
             result = self.call(service, operation, account=account, region=region, **params)
         except AwsError as err:
-            self._cache[key] = err
+            if not err.refused:  # a call the budget stopped may be made once it is lifted
+                self._cache[key] = err
             raise
         self._cache[key] = result
         return result
@@ -307,7 +340,8 @@ class AwsGateway:
             else:
                 items.extend(getattr(client, name)(**params).get(result_key, []))
         except AwsError as err:
-            self._cache[key] = err
+            if not err.refused:
+                self._cache[key] = err
             raise
         except Exception as exc:  # noqa: BLE001
             err = _translate(service, operation, exc)
@@ -330,10 +364,19 @@ class AwsGateway:
         """This account: as configured, else from STS GetCallerIdentity (one call, cached)."""
         if self.account is None:
             try:
-                self.account = self.read("sts", "GetCallerIdentity")["Account"]
+                identity = self.read("sts", "GetCallerIdentity")
             except AwsError:
                 return None
+            self.account = identity["Account"]
+            # The partition keyfix runs in, as AWS names its own identity: writes never name
+            # another partition (remedies.safety).
+            self.partition = str(identity.get("Arn", "")).split(":")[1] if identity.get("Arn") else None
         return self.account
+
+    @property
+    def home_partition(self) -> str:
+        """The partition of keyfix's own identity when STS said so, else of its Region."""
+        return getattr(self, "partition", None) or partition_of(self.default_region())
 
 
 def _snake(operation: str) -> str:

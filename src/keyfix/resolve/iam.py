@@ -69,7 +69,16 @@ def _read_principal(gw: AwsGateway, arn: str) -> PrincipalFacts:
 
     if kind == "service":
         return PrincipalFacts(arn=arn, kind="service", account=None)
-    if kind in ("unknown", "federated-user"):
+    if kind == "federated-user":
+        # https://docs.aws.amazon.com/STS/latest/APIReference/API_GetFederationToken.html: "the
+        # session permissions are the intersection of the IAM user policies and the session
+        # policies that you pass"; CloudTrail does not record the session policy.
+        return PrincipalFacts(
+            arn=arn, kind=kind, account=account,
+            unreadable=("federated user session: its session policy is not in the event, and its name "
+                        "identifies no IAM user",),
+        )
+    if kind == "unknown":
         return PrincipalFacts(
             arn=arn, kind=kind, account=account, unreadable=(f"{kind} principal: identity policies not read",)
         )
@@ -109,20 +118,28 @@ def _read_role(gw: AwsGateway, arn: str, name: str, account: str | None, kind: s
             return PrincipalFacts(arn=arn, kind=kind, account=account, exists=False, identity_policies=())
         return PrincipalFacts(arn=arn, kind=kind, account=account, unreadable=(err.reason(),))
     real_arn = role.get("Arn", arn)
-    if real_arn != arn and is_service_linked_role(real_arn):
-        # Names are unique per account whatever the path, so a lookup by name finds the
-        # service-linked role even for an event naming another path or a wildcard: that is
-        # not the principal the event names, and it must not inherit the SLR's trust.
+    if real_arn != arn and (_names_path(arn) or is_service_linked_role(real_arn)):
+        # Names are unique per account whatever the path, so a lookup by name finds a role
+        # even for an event naming another path: that is not the principal the event names,
+        # and it must not inherit the other role's trust (or allow-list match). A path-less
+        # ARN (derived from an assumed-role session, which carries no path) takes IAM's path.
         return _not_the_named(arn, kind, account, real_arn)
     unique_id = role.get("RoleId")
+    iam_name = role.get("RoleName")
     if str(role.get("Path", "")).startswith("/aws-service-role/") or kind == "service-linked-role":
         return PrincipalFacts(
             arn=real_arn, kind="service-linked-role", account=account, exists=True, unique_id=unique_id,
-            identity_policies=(),
+            identity_policies=(), iam_name=iam_name,
         )
     return _with_policies(
         gw, role, "role", real_arn, account, unique_id, lambda: _attached_policies(gw, "Role", name)
     )
+
+
+def _names_path(arn: str) -> bool:
+    """True when a role or user ARN states a path (role/PATH/NAME): then IAM's must match."""
+    parsed = parse_arn(arn)
+    return bool(parsed) and parsed.resource.count("/") > 1
 
 
 def _not_the_named(arn: str, kind: str, account: str | None, real_arn: str) -> PrincipalFacts:
@@ -170,13 +187,14 @@ def _with_policies(
     """The facts of an existing role or user (GetRole/GetUser `entity`): its identity policies
     (`read_policies`) and permissions boundary, or what made them unreadable."""
     boundary_arn = (entity.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+    iam_name = entity.get("RoleName") if kind == "role" else entity.get("UserName")
     try:
         docs, names = read_policies()
         boundary = _managed_document(gw, boundary_arn) if boundary_arn else None
     except AwsError as err:
         return PrincipalFacts(
             arn=real_arn, kind=kind, account=account, exists=True, unique_id=unique_id,
-            permission_boundary_arn=boundary_arn, unreadable=(err.reason(),),
+            permission_boundary_arn=boundary_arn, unreadable=(err.reason(),), iam_name=iam_name,
         )
     return PrincipalFacts(
         arn=real_arn,
@@ -188,6 +206,7 @@ def _with_policies(
         identity_policy_names=tuple(names),
         permission_boundary=boundary,
         permission_boundary_arn=boundary_arn,
+        iam_name=iam_name,
     )
 
 
