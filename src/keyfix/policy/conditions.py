@@ -21,6 +21,7 @@ from typing import Any
 
 from keyfix.policy.errors import PolicyError
 from keyfix.policy.patterns import Context, Pattern, Text, VariableError
+from keyfix.policy.unknowns import READING_BOOL_VARIABLE, Unknowns
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +149,22 @@ class Condition:
     key: str  # lower-cased
     values: tuple[Any, ...]  # compiled per family
     family: _Family
+    key_raw: str = ""  # as written, for explanations
+    variables: tuple[str, ...] = ()  # lower-cased keys of the policy variables in the values
+
+    def unknown_atoms(self, unknowns: Unknowns) -> tuple[str, ...]:
+        """What makes this condition unknown: the unknown keys it reads (its own key or
+        a variable in its values) and, when the readings are open, a policy variable in a
+        Bool condition (a project reading: AWS's pages list Bool among the operators that
+        take variables only in passing, unknowns.py). Empty: the condition is decided."""
+        atoms: list[str] = []
+        if unknowns.any_keys:
+            if unknowns.key_unknown(self.key):
+                atoms.append(self.key_raw or self.key)
+            atoms += [v for v in self.variables if unknowns.key_unknown(v)]
+        if unknowns.readings and self.variables and self.family.kind == "bool":
+            atoms.append(READING_BOOL_VARIABLE)
+        return tuple(atoms)
 
     def evaluate(self, context: Context) -> bool:
         present = context.get(self.key)
@@ -218,7 +235,12 @@ def parse_condition_block(block: Any, place: str, variables: bool) -> tuple[Cond
             texts = [_scalar(v, key_place) for v in items]
             family = _BASE[base]
             values = tuple(_compile_value(family, t, key_place, variables) for t in texts)
-            conditions.append(Condition(operator, base, qualifier, if_exists, key.lower(), values, family))
+            names = tuple(
+                dict.fromkeys(p[1] for v in values for p in getattr(v, "pieces", ()) if p[0] == "var")
+            )
+            conditions.append(
+                Condition(operator, base, qualifier, if_exists, key.lower(), values, family, key, names)
+            )
     return tuple(conditions)
 
 

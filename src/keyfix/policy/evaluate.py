@@ -41,26 +41,49 @@
    edit can open a path: a service-linked role (its permissions policy is fixed by AWS)
    on a key in another account, the seeds' case A2. `decisive` then lists the allows found on
    that path (e.g. the key policy's delegation statement).
+5. Unknowns (unknowns.py): statements whose match depends on an unknown key, and layers
+   keyfix could not read, are "maybe" (layers.Hit.atoms). The two-valued steps above are
+   monotone: an extra Allow never removes a path. So with no Deny certain to apply:
+   - pessimistic world: no maybe-Allow holds; optimistic world: every one does;
+   - the possible decisions are those two worlds' decisions, plus ExplicitlyDenied if
+     some maybe-Deny exists; one possible decision is the decision, several are
+     `Undetermined`, naming the atoms that can change it (`undetermined_by`).
+   Guarantee (tests/unit/policy/test_policy_unknowns.py): a decided result is the
+   decision of every way of resolving the unknowns (sound). Each unknown condition is
+   treated as free, even where two conditions read the same key, so Undetermined can be
+   conservative: the resolutions may all agree on a decision after all.
+6. Project readings (unknowns.READINGS): where AWS's pages do not decide, keyfix's reading
+   makes the decision; the evaluation is repeated with those readings open (the NotPrincipal
+   and Bool readings as maybe-statements, the wildcard and grant readings as maybe-paths)
+   and a decision that then becomes undetermined carries `project_readings`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from keyfix.policy.decision import (
     ALLOWED,
     EXPLICITLY_DENIED,
     IMPLICITLY_DENIED,
     LAYERS,
+    UNDETERMINED,
     Decision,
     DecisiveRef,
 )
-from keyfix.policy.explain import explain_allowed, explain_denied, explain_explicit
+from keyfix.policy.explain import (
+    explain_allowed,
+    explain_denied,
+    explain_explicit,
+    explain_readings,
+    explain_undetermined,
+)
 from keyfix.policy.grant import Grant
 from keyfix.policy.layers import Layers, allows, collect, key_policy_allows, level_failures
 from keyfix.policy.policy_set import PolicySet
 from keyfix.policy.principals import ACCOUNT, DIRECT, FEDERATING_USER, ROLE, SERVICE, WILDCARD
 from keyfix.policy.request import Request, ResolvedRequest, resolve_request
+from keyfix.policy.unknowns import READING_GRANT_LIMITS, READING_WILDCARD_BOUNDARY, READINGS
 
 
 @dataclass(frozen=True)
@@ -86,12 +109,78 @@ class Path:
 
 def evaluate(request: Request, policies: PolicySet) -> Decision:
     rr = resolve_request(request)
-    layers = collect(rr, policies)
+    layers = collect(rr, policies, rr.unknowns)
+    decision = _decide(rr, layers)
+    if layers.shapes:
+        # A project reading was met: decide again with the readings left open.
+        opened = _decide(rr, collect(rr, policies, rr.unknowns.with_readings()))
+        if set(opened.possible_decisions) != set(decision.possible_decisions):
+            readings = tuple(a for a in opened.undetermined_by if a in READINGS) or tuple(sorted(layers.shapes))
+            decision = replace(
+                decision,
+                project_readings=readings,
+                explanation=decision.explanation + explain_readings(readings, opened.possible_decisions),
+            )
+    return decision
 
+
+def _decide(rr: ResolvedRequest, layers: Layers) -> Decision:
     denies = layers.denies()
     if denies:
         return Decision(EXPLICITLY_DENIED, denies, [], explain_explicit(rr, denies) + layers.notes)
+    if not layers.has_maybe:
+        return _two_valued(rr, layers)  # the hot path: nothing unknown
 
+    maybe = layers.maybe_hits()
+    maybe_denies = [h for h in maybe if h.effect == "Deny"]
+    allow_atoms = frozenset(
+        [a for h in maybe if h.effect == "Allow" for a in h.atoms]
+        + [a for _, _, atoms in layers.maybe_grants for a in atoms]
+        + list(layers.path_atoms())
+    )
+    pessimistic = _two_valued(rr, layers.world(frozenset()))
+    optimistic = _two_valued(rr, layers.world(allow_atoms)) if allow_atoms else pessimistic
+    possible = [d for d in (ALLOWED, IMPLICITLY_DENIED) if d in (pessimistic.decision, optimistic.decision)]
+    if maybe_denies:
+        possible.append(EXPLICITLY_DENIED)
+    if len(possible) == 1:
+        return pessimistic  # the unknowns cannot change it
+
+    by = [a for h in maybe_denies for a in h.atoms]
+    if pessimistic.decision != optimistic.decision:
+        by += _deciding_atoms(rr, layers, allow_atoms, pessimistic.decision, optimistic.decision)
+    undetermined_by = tuple(dict.fromkeys(by))
+    deciding = set(undetermined_by)
+    decisive = [h.ref for h in maybe if deciding & set(h.atoms)]
+    decisive += [DecisiveRef(g.ref, grant_id=g.grant_id) for g, _, atoms in layers.maybe_grants if deciding & set(atoms)]
+    explanation = explain_undetermined(rr, possible, undetermined_by, [h for h in maybe if deciding & set(h.atoms)])
+    return Decision(
+        UNDETERMINED,
+        list(dict.fromkeys(decisive)),
+        list(pessimistic.missing),
+        explanation + pessimistic.explanation,
+        possible=tuple(possible),
+        undetermined_by=undetermined_by,
+    )
+
+
+def _deciding_atoms(
+    rr: ResolvedRequest, layers: Layers, atoms: frozenset[str], pessimistic: str, optimistic: str
+) -> list[str]:
+    """The allow atoms that can change the decision alone: assumed on their own they
+    change the pessimistic world, or dropped on their own they change the optimistic one.
+    A decision that only a combination changes names every atom (never none)."""
+    found = [
+        a
+        for a in sorted(atoms)
+        if _two_valued(rr, layers.world(frozenset({a}))).decision != pessimistic
+        or _two_valued(rr, layers.world(atoms - {a})).decision != optimistic
+    ]
+    return found or sorted(atoms)
+
+
+def _two_valued(rr: ResolvedRequest, layers: Layers) -> Decision:
+    """Steps 2-4 of the module docstring, on a situation with nothing unknown."""
     if rr.cross_account and not rr.action.cross_account:
         sentence = (
             f"{rr.action_name} cannot be used on a key in another account "
@@ -131,7 +220,7 @@ def _paths(rr: ResolvedRequest, layers: Layers) -> list[Path]:
         return Requirement("resource_policy", refs, bool(refs))
 
     paths: list[Path] = []
-    if not rr.action.key_policy:
+    if not rr.key_policy:
         paths.append(Path("identity", (identity, *limits)))
         return paths
     if caller.is_service:
@@ -151,10 +240,19 @@ def _paths(rr: ResolvedRequest, layers: Layers) -> list[Path]:
         else:
             paths.append(Path("direct", (key(frozenset({DIRECT, WILDCARD})),)))
         paths.append(Path("account", (key(frozenset({ACCOUNT})), identity, *limits)))
+        if READING_WILDCARD_BOUNDARY in layers.assumed:
+            # The other reading (readings open): "*" exempts a session from its boundary,
+            # though not from its session policy (unknowns.py).
+            session_only = tuple(r for r in limits if r.layer != "permission_boundary")
+            paths.append(Path("wildcard-unbounded", (key(frozenset({WILDCARD})), *session_only)))
 
     direct_grants = tuple(g for g, kind in layers.grants if kind != ACCOUNT)
     account_grants = tuple(g for g, kind in layers.grants if kind == ACCOUNT)
-    paths.append(Path("grant", (_grant_requirement(direct_grants),)))
+    if layers.readings_open and READING_GRANT_LIMITS in layers.shapes and READING_GRANT_LIMITS not in layers.assumed:
+        # The other reading: a grant is limited by the session policy and boundary.
+        paths.append(Path("grant", (_grant_requirement(direct_grants), *limits)))
+    else:
+        paths.append(Path("grant", (_grant_requirement(direct_grants),)))
     if account_grants:
         paths.append(Path("grant-account", (_grant_requirement(account_grants), identity, *limits)))
     return paths

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from keyfix.policy.decision import DecisiveRef
+from keyfix.policy.unknowns import READINGS, how_to_decide
 
 if TYPE_CHECKING:
     from keyfix.policy.evaluate import Requirement
-    from keyfix.policy.layers import Layers
+    from keyfix.policy.layers import Hit, Layers
     from keyfix.policy.request import ResolvedRequest
 
 
@@ -41,6 +42,10 @@ _ALLOWED = {
     "identity": "This action is authorised by IAM policies alone, and they allow it: {refs}.",
     "grant": "A grant allows {who} to use the key: {refs}.",
     "grant-account": "A grant to the caller's account, delegated by its identity policy, allows it: {refs}.",
+    "wildcard-unbounded": (
+        'Under the other reading of "*" for a session, the key policy allows {who} whatever its '
+        "permissions boundary: {refs}."
+    ),
 }
 
 
@@ -107,3 +112,29 @@ def _failing_sentence(rr: ResolvedRequest, path: str, layer: str) -> str:
         f"{who} is a service-linked role whose permissions policy is fixed by AWS, so on a key in "
         f"account {rr.resource_account} only a grant can let it call {rr.action_name}; no grant does."
     )
+
+
+def explain_undetermined(
+    rr: ResolvedRequest, possible: Sequence[str], by: Sequence[str], maybe: Sequence[Hit]
+) -> list[str]:
+    out = [
+        f"Undetermined: the decision for {_what(rr)} depends on what keyfix could not read; "
+        f"it is one of {', '.join(possible)}. Nothing should be written on it."
+    ]
+    for atom in by:
+        if atom in READINGS:
+            continue
+        out.append(f"Unknown: {atom}; it would be decided by {how_to_decide(atom)}.")
+    for hit in maybe:
+        verb = "would deny" if hit.effect == "Deny" else "would allow"
+        out.append(f"{hit.ref.describe()} {verb} if its unknown part ({', '.join(hit.atoms)}) holds.")
+    out.append("If none of the unknown statements applies:")
+    return out
+
+
+def explain_readings(readings: Sequence[str], possible: Sequence[str]) -> list[str]:
+    return [
+        f"This decision rests on keyfix's reading '{name}', which AWS's documentation does not decide; "
+        f"under the other reading it could be {' or '.join(possible)}. keyfix explains with it but never writes on it."
+        for name in readings
+    ]

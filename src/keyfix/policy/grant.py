@@ -19,6 +19,7 @@ from typing import Any
 from keyfix.policy.errors import PolicyError
 from keyfix.policy.kms_actions import ENCRYPTION_CONTEXT_OPERATIONS, GRANT_OPERATIONS
 from keyfix.policy.patterns import Context
+from keyfix.policy.unknowns import Unknowns
 from keyfix.policy.principals import (
     DIRECT,
     FEDERATING_USER,
@@ -124,6 +125,18 @@ class Grant:
         if kind is None and operation == "RetireGrant" and self._retiring is not None:
             kind = _grant_kind(self._retiring.covers(caller))
         return kind
+
+    def unknown_atoms(self, operation: str, unknowns: Unknowns) -> tuple[str, ...]:
+        """The unknown request keys this grant's constraints read (empty: decidable)."""
+        atoms: list[str] = []
+        if operation in ENCRYPTION_CONTEXT_OPERATIONS:
+            for pairs in (self.encryption_context_equals, self.encryption_context_subset):
+                for key, _ in pairs or ():
+                    if unknowns.key_unknown(_EC_PREFIX + key):
+                        atoms.append(f"kms:EncryptionContext:{key}")
+        if self.source_arn is not None and operation != "RetireGrant" and unknowns.key_unknown("aws:sourcearn"):
+            atoms.append("aws:SourceArn")
+        return tuple(dict.fromkeys(atoms))
 
     def unmet_constraint(self, operation: str, context: Context) -> str | None:
         """Which constraint the request fails, or None if it meets them all."""

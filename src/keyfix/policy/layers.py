@@ -18,50 +18,120 @@ Which layers apply to which callers:
   its NotPrincipal names (same page; Statement.principal_match).
 - Session policies apply to role and federated-user sessions only.
 - Identity policies do not exist for service principals.
+
+Unknowns (unknowns.py): a statement whose match depends on an unknown key is a
+"maybe" hit, carrying the names it depends on (`Hit.atoms`); an unknown policy layer
+(`PolicySet.unknown_layers`) is a layer holding one maybe-Allow and one maybe-Deny.
+`Layers.world(S)` is the two-valued situation in which the maybe-Allows depending only on
+`S` hold and no maybe-Deny does; evaluate.py decides from such worlds.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from keyfix.policy.decision import DecisiveRef
 from keyfix.policy.grant import Grant
 from keyfix.policy.policy import Policy
 from keyfix.policy.policy_set import PolicySet
+from keyfix.policy.principals import WILDCARD
 from keyfix.policy.request import ResolvedRequest
 from keyfix.policy.statement import Statement
+from keyfix.policy.unknowns import (
+    NONE,
+    READING_BOOL_VARIABLE,
+    READING_GRANT_LIMITS,
+    READING_NOTPRINCIPAL_SESSION,
+    READING_WILDCARD_BOUNDARY,
+    Unknowns,
+)
+
+_EVERYONE = frozenset({WILDCARD})
 
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """A statement that applies to the request, and how it names the caller."""
+    """A statement that applies to the request, and how it names the caller.
+
+    `atoms`: empty when it certainly applies; otherwise the unknown keys, layers or
+    readings whose values decide whether it does."""
 
     ref: DecisiveRef
     effect: str
     kinds: frozenset[str]
+    atoms: tuple[str, ...] = ()
 
 
-def statement_hits(policy: Policy, rr: ResolvedRequest, has_boundary: bool = False) -> list[Hit]:
-    """`has_boundary`: the caller has a permissions boundary (see Statement.principal_match)."""
+def statement_hits(
+    policy: Policy,
+    rr: ResolvedRequest,
+    has_boundary: bool = False,
+    unknowns: Unknowns = NONE,
+    shapes: set[str] | None = None,
+    boundary_unknown: bool = False,
+) -> list[Hit]:
+    """`has_boundary`: the caller has a permissions boundary (see Statement.principal_match);
+    `boundary_unknown`: whether it has one is unknown. `shapes` collects the project
+    readings met (unknowns.py), so that evaluate.py reruns with them open."""
     hits = []
     resource = rr.request.resource
     context = rr.context
+    caller = rr.caller
+    slow = unknowns.any_keys or unknowns.readings or boundary_unknown
     for statement in policy.statements:
         if not statement.action_matches(rr.action_name, context):
             continue
-        if not statement.resource_matches(resource, context):
+        atoms: list[str] = []
+        if slow and statement.resource_variables and unknowns.any_keys:
+            atoms += [v for v in statement.resource_variables if unknowns.key_unknown(v)]
+        if not atoms and not statement.resource_matches(resource, context):
             continue
-        kinds = statement.principal_match(rr.caller, has_boundary)
+        kinds = statement.principal_match(caller, has_boundary)
         if not kinds:
-            continue
-        if statement.conditions and not statement.conditions_hold(context):
-            continue
-        hits.append(Hit(_ref(policy, statement), statement.effect, kinds))
+            if statement.names_part_of_session(caller):
+                if unknowns.readings:
+                    kinds, atoms = _EVERYONE, [*atoms, READING_NOTPRINCIPAL_SESSION]
+                elif shapes is not None:
+                    shapes.add(READING_NOTPRINCIPAL_SESSION)
+            if not kinds and boundary_unknown and statement.principal_match(caller, True):
+                kinds, atoms = _EVERYONE, [*atoms, "permission_boundaries"]
+            if not kinds:
+                continue
+        if statement.bool_variable and shapes is not None and not unknowns.readings:
+            shapes.add(READING_BOOL_VARIABLE)
+        if statement.conditions:
+            if slow:
+                unknown = _condition_atoms(statement, context, unknowns)
+                if unknown is None:
+                    continue
+                atoms += unknown
+            elif not statement.conditions_hold(context):
+                continue
+        hits.append(Hit(_ref(policy, statement), statement.effect, kinds, tuple(dict.fromkeys(atoms))))
     return hits
+
+
+def _condition_atoms(statement: Statement, context, unknowns: Unknowns) -> list[str] | None:
+    """Kleene AND of the conditions: None if one is certainly false, else the atoms of the
+    unknown ones (empty: all hold)."""
+    atoms: list[str] = []
+    for condition in statement.conditions:
+        unknown = condition.unknown_atoms(unknowns)
+        if unknown:
+            atoms += unknown
+        elif not condition.evaluate(context):
+            return None
+    return atoms
 
 
 def _ref(policy: Policy, statement: Statement) -> DecisiveRef:
     return DecisiveRef(policy.name, statement.sid, statement.index)
+
+
+def _unknown_layer(name: str) -> list[Hit]:
+    """A layer keyfix could not read: it may allow, and it may deny."""
+    ref = DecisiveRef(name, "unknown")
+    return [Hit(ref, "Allow", _EVERYONE, (name,)), Hit(ref, "Deny", _EVERYONE, (name,))]
 
 
 @dataclass
@@ -77,35 +147,83 @@ class Layers:
     grants: list[tuple[Grant, str]]  # grants allowing the operation, with grantee match kind
     unmet_grants: list[tuple[Grant, str]]  # grants for the caller whose constraint fails
     notes: list[str]
+    maybe_grants: list[tuple[Grant, str, tuple[str, ...]]] = field(default_factory=list)
+    shapes: set[str] = field(default_factory=set)  # project readings met (first pass)
+    readings_open: bool = False  # the second pass: readings are unknowns
+    assumed: frozenset[str] = frozenset()  # in a world: the atoms assumed to allow
 
-    def denies(self) -> list[DecisiveRef]:
+    def _all(self) -> list[list[Hit]]:
         everything = [self.key_policy, self.identity, *self.boundaries]
         if self.session is not None:
             everything.append(self.session)
-        everything += list(self.scps or ()) + list(self.rcps or ())
-        return [hit.ref for hits in everything for hit in hits if hit.effect == "Deny"]
+        return everything + list(self.scps or ()) + list(self.rcps or ())
+
+    def denies(self) -> list[DecisiveRef]:
+        """The Deny statements that certainly apply."""
+        return [hit.ref for hits in self._all() for hit in hits if hit.effect == "Deny" and not hit.atoms]
+
+    def maybe_hits(self) -> list[Hit]:
+        return [hit for hits in self._all() for hit in hits if hit.atoms]
+
+    @property
+    def has_maybe(self) -> bool:
+        return bool(self.maybe_grants) or any(hit.atoms for hits in self._all() for hit in hits) or bool(
+            self.readings_open and self.path_atoms()
+        )
+
+    def path_atoms(self) -> tuple[str, ...]:
+        """Readings that change the allow paths themselves (evaluate._paths), when open."""
+        if not self.readings_open:
+            return ()
+        return tuple(a for a in (READING_WILDCARD_BOUNDARY, READING_GRANT_LIMITS) if a in self.shapes)
+
+    def world(self, assumed: frozenset[str]) -> Layers:
+        """Certain hits, plus the maybe-Allows (and maybe-grants) whose atoms are all in
+        `assumed`; no maybe-Deny."""
+
+        def keep(hits: list[Hit]) -> list[Hit]:
+            return [h for h in hits if not h.atoms or (h.effect == "Allow" and assumed.issuperset(h.atoms))]
+
+        grants = self.grants + [(g, kind) for g, kind, atoms in self.maybe_grants if assumed.issuperset(atoms)]
+        return replace(
+            self,
+            key_policy=keep(self.key_policy),
+            identity=keep(self.identity),
+            boundaries=[keep(b) for b in self.boundaries],
+            session=None if self.session is None else keep(self.session),
+            scps=None if self.scps is None else [keep(level) for level in self.scps],
+            rcps=None if self.rcps is None else [keep(level) for level in self.rcps],
+            grants=grants,
+            maybe_grants=[],
+            assumed=assumed,
+        )
 
 
 def _allows(hits: list[Hit]) -> list[Hit]:
     return [hit for hit in hits if hit.effect == "Allow"]
 
 
-def collect(rr: ResolvedRequest, policies: PolicySet) -> Layers:
+def collect(rr: ResolvedRequest, policies: PolicySet, unknowns: Unknowns = NONE) -> Layers:
     caller = rr.caller
     notes: list[str] = []
+    shapes: set[str] = set()
+    unknown_layers = policies.unknown_layers
 
     def hits_of(policy: Policy | None) -> list[Hit]:
-        return statement_hits(policy, rr) if policy is not None else []
+        return statement_hits(policy, rr, False, unknowns, shapes) if policy is not None else []
 
     boundary_applies = caller.kind in ("user", "role", "session", "federated")
+    boundary_unknown = boundary_applies and "permission_boundaries" in unknown_layers
     key_policy: list[Hit] = []
-    if rr.action.key_policy:
+    if rr.key_policy:
         if policies.resource_policy is not None:
             # A NotPrincipal Deny applies to every principal with a permissions boundary.
             has_boundary = boundary_applies and bool(policies.permission_boundaries)
-            key_policy = statement_hits(policies.resource_policy, rr, has_boundary)
+            key_policy = statement_hits(
+                policies.resource_policy, rr, has_boundary, unknowns, shapes, boundary_unknown and not has_boundary
+            )
     elif policies.resource_policy is not None:
-        notes.append(f"{rr.action_name} is authorised by IAM policies only; the key policy does not apply.")
+        notes.append(f"{rr.action_name} on {rr.request.resource} is authorised by IAM policies only; the key policy does not apply.")
 
     identity: list[Hit] = []
     if caller.is_service:
@@ -117,6 +235,8 @@ def collect(rr: ResolvedRequest, policies: PolicySet) -> Layers:
     boundaries: list[list[Hit]] = []
     if boundary_applies:
         boundaries = [hits_of(policy) for policy in policies.permission_boundaries]
+        if boundary_unknown:
+            boundaries.append(_unknown_layer("permission_boundaries"))
     elif policies.permission_boundaries:
         notes.append(f"Permissions boundaries were ignored: they do not apply to {caller.arn}.")
 
@@ -126,24 +246,45 @@ def collect(rr: ResolvedRequest, policies: PolicySet) -> Layers:
             session = hits_of(policies.session_policy)
         else:
             notes.append(f"The session policy was ignored: {caller.arn} is not a session.")
+    elif "session_policy" in unknown_layers and caller.is_session:
+        session = _unknown_layer("session_policy")
 
     scps = None
-    if policies.scps is not None:
+    if policies.scps is not None or "scps" in unknown_layers:
         if caller.is_service or caller.is_service_linked_role:
             notes.append(f"SCPs were not applied: they do not restrict {_who(caller.is_service)}.")
-        else:
+        elif policies.scps is not None:
             scps = [[hit for policy in level for hit in hits_of(policy)] for level in policies.scps]
+        else:
+            scps = [_unknown_layer("scps")]
     rcps = None
-    if policies.rcps is not None:
+    if policies.rcps is not None or "rcps" in unknown_layers:
         if caller.is_service_linked_role:
             notes.append("RCPs were not applied: they do not restrict service-linked roles.")
         elif rr.action.name == "RetireGrant":
             notes.append("RCPs were not applied: they do not affect kms:RetireGrant.")
-        else:
+        elif policies.rcps is not None:
             rcps = [[hit for policy in level for hit in hits_of(policy)] for level in policies.rcps]
+        else:
+            rcps = [_unknown_layer("rcps")]
 
-    grants, unmet = _grant_hits(rr, policies.grants)
-    return Layers(key_policy, identity, boundaries, session, scps, rcps, grants, unmet, notes)
+    grants, unmet, maybe_grants = _grant_hits(rr, policies.grants, unknowns)
+    layers = Layers(key_policy, identity, boundaries, session, scps, rcps, grants, unmet, notes, maybe_grants)
+    _reading_shapes(rr, layers, shapes, bool(policies.permission_boundaries) or boundary_unknown)
+    layers.shapes = shapes
+    layers.readings_open = unknowns.readings
+    return layers
+
+
+def _reading_shapes(rr: ResolvedRequest, layers: Layers, shapes: set[str], has_boundary: bool) -> None:
+    """The two readings about allow paths (unknowns.py; evaluate._paths uses them)."""
+    caller = rr.caller
+    if caller.kind not in ("role", "session", "federated"):
+        return
+    if has_boundary and not rr.cross_account and any(WILDCARD in h.kinds for h in _allows(layers.key_policy)):
+        shapes.add(READING_WILDCARD_BOUNDARY)
+    if (layers.grants or layers.maybe_grants) and (has_boundary or layers.session is not None or caller.kind == "federated"):
+        shapes.add(READING_GRANT_LIMITS)
 
 
 def _who(service: bool) -> str:
@@ -151,21 +292,26 @@ def _who(service: bool) -> str:
 
 
 def _grant_hits(
-    rr: ResolvedRequest, grants: tuple[Grant, ...]
-) -> tuple[list[tuple[Grant, str]], list[tuple[Grant, str]]]:
+    rr: ResolvedRequest, grants: tuple[Grant, ...], unknowns: Unknowns
+) -> tuple[list[tuple[Grant, str]], list[tuple[Grant, str]], list[tuple[Grant, str, tuple[str, ...]]]]:
     operation = rr.action.name
     found: list[tuple[Grant, str]] = []
     unmet: list[tuple[Grant, str]] = []
+    maybe: list[tuple[Grant, str, tuple[str, ...]]] = []
     for grant in grants:
         kind = grant.match(operation, rr.caller) if grant.is_for_key(rr.request.resource) else None
         if kind is None:
+            continue
+        atoms = grant.unknown_atoms(operation, unknowns) if unknowns.any_keys else ()
+        if atoms:
+            maybe.append((grant, kind, atoms))
             continue
         failed = grant.unmet_constraint(operation, rr.context)
         if failed is None:
             found.append((grant, kind))
         else:
             unmet.append((grant, failed))
-    return found, unmet
+    return found, unmet, maybe
 
 
 def allows(hits: list[Hit]) -> list[DecisiveRef]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from keyfix.policy.errors import PolicyError
 from keyfix.policy.grant import Grant
 from keyfix.policy.policy import Policy
+from keyfix.policy.unknowns import UNKNOWN_LAYERS
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,9 @@ class PolicySet:
       every level must allow; None: not in an organisation / not in force.
     - `session_policy`: the policy passed when the session was created.
     - `grants`: the key's grants (ListGrants entries via Grant.from_aws).
+    - `unknown_layers`: layers keyfix could not read ("permission_boundaries", "scps",
+      "rcps", "session_policy"): unknown, not absent; they may allow and may deny
+      (unknowns.py). A layer cannot be both given and unknown.
     """
 
     resource_policy: Policy | None
@@ -28,6 +33,7 @@ class PolicySet:
     rcps: tuple[tuple[Policy, ...], ...] | None = None
     session_policy: Policy | None = None
     grants: tuple[Grant, ...] = field(default=())
+    unknown_layers: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         # Accept lists, store tuples; give grants their refs; check what each policy
@@ -44,6 +50,18 @@ class PolicySet:
             "grants",
             tuple(g if g.ref else replace(g, ref=f"grants[{i}]") for i, g in enumerate(self.grants)),
         )
+        set_(self, "unknown_layers", frozenset(self.unknown_layers))
+        for layer in self.unknown_layers:
+            if layer not in UNKNOWN_LAYERS:
+                raise PolicyError("unknown_policies", f"{layer!r} is not one of {', '.join(UNKNOWN_LAYERS)}")
+            given = {
+                "permission_boundaries": self.permission_boundaries,
+                "scps": self.scps,
+                "rcps": self.rcps,
+                "session_policy": self.session_policy,
+            }[layer]
+            if given:
+                raise PolicyError("unknown_policies", f"{layer} is given, so it cannot also be unknown")
         if self.resource_policy is not None:
             self.resource_policy.check_kind("resource")
         for policy in self.identity_policies:

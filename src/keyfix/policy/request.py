@@ -9,6 +9,20 @@ https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html
 (kms:CallerAccount, only for the actions that have it: not ListKeys, ListAliases,
 ListRetirableGrants or GenerateRandom, see kms_actions._NO_CALLER_ACCOUNT;
 kms:EncryptionContextKeys = the keys of the request's kms:EncryptionContext:<key> pairs).
+
+`unknown_keys` names the keys whose value keyfix could not read (exact names, or
+prefixes ending with "/", such as "aws:PrincipalTag/"): conditions on them are unknown,
+not false (unknowns.py). A key cannot be both given and unknown; an unknown key is never
+derived.
+
+Alias resources: kms:CreateAlias, kms:DeleteAlias and kms:UpdateAlias on an alias ARN
+(arn:aws:kms:R:A:alias/NAME) are authorised by IAM policies alone; permission on the key is
+a separate request on the key ARN, which the key policy governs
+(https://docs.aws.amazon.com/kms/latest/developerguide/alias-access.html). No other action
+is authorised on an alias: "When an alias is the value of a resource element, the policy
+applies to the alias resource, not to any KMS key that might be associated with it"
+(https://docs.aws.amazon.com/kms/latest/developerguide/alias-authorization.html), so a
+request for one on an alias ARN is refused as input.
 """
 
 from __future__ import annotations
@@ -20,9 +34,12 @@ from dataclasses import dataclass, field
 from keyfix.policy.errors import PolicyError
 from keyfix.policy.kms_actions import KMS_ACTIONS, KmsAction
 from keyfix.policy.principals import Caller, parse_caller
+from keyfix.policy.unknowns import NONE, Unknowns, parse_unknown_keys
 
 _ACCOUNT = re.compile(r"^\d{12}$")
 _EC_PREFIX = "kms:encryptioncontext:"
+_ALIAS_ACTIONS = frozenset({"CreateAlias", "DeleteAlias", "UpdateAlias"})
+_ALIAS_ARN = re.compile(r"^arn:[^:]+:kms:[^:]*:[^:]*:alias/.+$")
 
 # aws:PrincipalType values by caller kind (reference_policies_variables.html#principaltable).
 _PRINCIPAL_TYPE = {
@@ -41,6 +58,7 @@ class Request:
     resource: str
     resource_account: str | None = None
     context: Mapping[str, str | list[str]] = field(default_factory=dict)
+    unknown_keys: tuple[str, ...] = ()  # keys whose value keyfix could not read
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +71,8 @@ class ResolvedRequest:
     action_name: str  # "kms:Decrypt", AWS's spelling
     resource_account: str
     context: dict[str, tuple[str, ...]]  # lower-cased keys
+    unknowns: Unknowns = NONE
+    key_policy: bool = True  # the key policy governs this request (False: IAM policies alone)
 
     @property
     def cross_account(self) -> bool:
@@ -78,11 +98,25 @@ def resolve_request(request: Request) -> ResolvedRequest:
             raise PolicyError("request.resource_account", "needed: the resource names no account")
     elif not isinstance(account, str) or not _ACCOUNT.match(account):
         raise PolicyError("request.resource_account", f"{account!r} is not a 12-digit account id")
-    context = _context(request.context, caller, action)
-    return ResolvedRequest(request, caller, action, f"kms:{action.name}", account, context)
+    is_alias = resource != "*" and _ALIAS_ARN.match(resource) is not None
+    if is_alias and action.name not in _ALIAS_ACTIONS:
+        raise PolicyError(
+            "request.resource",
+            f"kms:{action.name} is authorised on a KMS key, not on an alias: give the key ARN "
+            "(https://docs.aws.amazon.com/kms/latest/developerguide/alias-authorization.html)",
+        )
+    unknowns = NONE
+    if request.unknown_keys:
+        keys, prefixes = parse_unknown_keys(request.unknown_keys)
+        unknowns = Unknowns(keys, prefixes)
+    context = _context(request.context, caller, action, unknowns)
+    key_policy = action.key_policy and not is_alias
+    return ResolvedRequest(request, caller, action, f"kms:{action.name}", account, context, unknowns, key_policy)
 
 
-def _context(given: Mapping[str, str | list[str]], caller: Caller, action: KmsAction) -> dict[str, tuple[str, ...]]:
+def _context(
+    given: Mapping[str, str | list[str]], caller: Caller, action: KmsAction, unknowns: Unknowns = NONE
+) -> dict[str, tuple[str, ...]]:
     if not isinstance(given, Mapping):
         raise PolicyError("request.context", "the context must be an object")
     context: dict[str, tuple[str, ...]] = {}
@@ -96,11 +130,15 @@ def _context(given: Mapping[str, str | list[str]], caller: Caller, action: KmsAc
             values = tuple(value)
         else:
             raise PolicyError(place, "a context value is a string or a list of strings")
+        if unknowns.any_keys and unknowns.key_unknown(key.lower()):
+            raise PolicyError(place, "a key cannot be both given and listed in request.unknown_keys")
         context[key.lower()] = values
     # The encryption context keys keep their case: StringEquals on
     # kms:EncryptionContextKeys is case-sensitive (conditions-kms.html).
     ec_keys = tuple(k[len(_EC_PREFIX) :] for k in given if k.lower().startswith(_EC_PREFIX))
     for derived_key, derived in _derived(caller, ec_keys, action).items():
+        if unknowns.any_keys and unknowns.key_unknown(derived_key):
+            continue  # declared unknown: not derived either
         context.setdefault(derived_key, derived)
     return context
 

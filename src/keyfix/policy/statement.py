@@ -18,7 +18,16 @@ from typing import Any
 from keyfix.policy.conditions import Condition, parse_condition_block
 from keyfix.policy.errors import PolicyError
 from keyfix.policy.patterns import Context, Pattern, PatternSet, VariableError
-from keyfix.policy.principals import WILDCARD, Caller, PrincipalEntry, parse_entry
+from keyfix.policy.principals import (
+    ACCOUNT,
+    DIRECT,
+    FEDERATING_USER,
+    ROLE,
+    WILDCARD,
+    Caller,
+    PrincipalEntry,
+    parse_entry,
+)
 
 _ELEMENTS = frozenset(
     {"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource", "NotResource", "Condition"}
@@ -40,6 +49,8 @@ class Statement:
     not_resource: bool
     conditions: tuple[Condition, ...]
     principal_is_star: bool = False  # Principal: "*" or {"AWS": "*"} only
+    resource_variables: tuple[str, ...] = ()  # lower-cased keys of variables in Resource/NotResource
+    bool_variable: bool = False  # a Bool condition takes a policy variable (a project reading)
 
     @property
     def has_principal_element(self) -> bool:
@@ -67,6 +78,21 @@ class Statement:
                 return frozenset()
             return _EVERYONE
         return _EVERYONE
+
+    def names_part_of_session(self, caller: Caller) -> bool:
+        """A NotPrincipal Deny that leaves out a session (role session or federated user
+        session) by naming some but not all of its ARNs: the account, the role (or the IAM
+        user who federated) and the session itself. keyfix reads any one of them as
+        excluding the session (principal_match); AWS's page only advises listing the
+        account and role ARNs too ("AWS might validate the account first and then the
+        user", https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notprincipal.html)
+        and does not decide the partial case: a project reading (unknowns.py)."""
+        if self.not_principals is None or self.effect != "Deny" or caller.kind not in ("session", "federated"):
+            return False
+        kinds = {k for e in self.not_principals if (k := e.covers(caller)) is not None}
+        if not kinds or WILDCARD in kinds:
+            return False
+        return not ({ACCOUNT, DIRECT} <= kinds and (ROLE in kinds or FEDERATING_USER in kinds))
 
     def action_matches(self, action: str, context: Context) -> bool:
         return self.actions.matches(action, context) != self.not_action
@@ -154,6 +180,10 @@ def parse_statement(raw: Any, index: int, place: str, variables: bool) -> Statem
     conditions: tuple[Condition, ...] = ()
     if "Condition" in raw:
         conditions = parse_condition_block(raw["Condition"], f"{place}.Condition", variables)
+    resources = _parse_resources(raw[resource_key], f"{place}.{resource_key}", variables)
+    resource_variables = tuple(
+        dict.fromkeys(piece[1] for p in resources.patterns for piece in p.pieces if piece[0] == "var")
+    )
     return Statement(
         index=index,
         sid=sid,
@@ -162,10 +192,12 @@ def parse_statement(raw: Any, index: int, place: str, variables: bool) -> Statem
         not_principals=not_principals,
         actions=_parse_actions(raw[action_key], f"{place}.{action_key}"),
         not_action=action_key == "NotAction",
-        resources=_parse_resources(raw[resource_key], f"{place}.{resource_key}", variables),
+        resources=resources,
         not_resource=resource_key == "NotResource",
         conditions=conditions,
         principal_is_star=star,
+        resource_variables=resource_variables,
+        bool_variable=any(c.family.kind == "bool" and c.variables for c in conditions),
     )
 
 
