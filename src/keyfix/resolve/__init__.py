@@ -35,6 +35,7 @@ from keyfix.resolve.facts import AccessNeed, KeyFacts, PrincipalFacts, Situation
 from keyfix.resolve.gateway import AwsError, AwsGateway
 from keyfix.resolve.iam import read_principal
 from keyfix.resolve.kms import read_key
+from keyfix.resolve.limits import MAX_AWS_CALLS_PER_EVENT, MAX_KEYS_PER_EVENT, MAX_PRINCIPALS_PER_EVENT
 from keyfix.resolve.needs import (
     CRYPTO_OPERATIONS,
     EBS_CALLER_OPERATIONS,
@@ -87,11 +88,25 @@ def resolve(incident: Incident, gw: AwsGateway) -> Situation:
     handler = _HANDLERS.get(incident.trigger)
     if handler is None:
         return situation
+    refused_before = len(gw.refused)
     try:
-        handler(incident, gw, situation)
+        # Bounded work per event (keyfix.resolve.limits); the remedies and the notification
+        # that follow are not counted against it.
+        with gw.budget(MAX_AWS_CALLS_PER_EVENT):
+            handler(incident, gw, situation)
     except AwsError as err:  # readers catch their own; this is the last line
         situation.notes.append(err.reason())
+    _note_refused_calls(gw.refused[refused_before:], situation)
     return situation
+
+
+def _note_refused_calls(refused: list[tuple[str, str]], s: Situation) -> None:
+    if not refused:
+        return
+    operations = ", ".join(f"{service}:{op}" for service, op in dict.fromkeys(refused))
+    s.unchecked.append(f"keyfix stopped reading AWS after {MAX_AWS_CALLS_PER_EVENT} calls, its limit per event; "
+                       f"{len(refused)} read(s) were not made ({_bounded(operations)}), so what they would have "
+                       "shown was not checked")
 
 
 # -- asg-launch-failure ---------------------------------------------------------------
@@ -140,7 +155,9 @@ def _asg_launch_failure(incident: Incident, gw: AwsGateway, s: Situation) -> Non
 
     keys = _add_keys(gw, s, key_refs, region)
     slr = service_linked_role(group, account, region, spot_launch_configuration)
-    principal = read_principal(gw, slr)
+    principal = _add_principal(gw, s, slr)
+    if principal is None:
+        return
     s.principals[slr] = principal
     for key in keys:
         # The same operations apply to a key in another account: there the service-linked
@@ -161,8 +178,9 @@ def _kms_access_denied(incident: Incident, gw: AwsGateway, s: Situation) -> None
     if principal_arn is None:
         s.notes.append(f"the denied caller ({caller.type}) has no ARN")
         return
-    facts = read_principal(gw, principal_arn)
-    s.principals[facts.arn] = facts
+    facts = _add_principal(gw, s, principal_arn)
+    if facts is None:
+        return
 
     if not incident.key_arns:
         s.notes.append("the event names no KMS key")
@@ -269,8 +287,7 @@ def _ebs_volume_failure(incident: Incident, gw: AwsGateway, s: Situation) -> Non
     if not refs:
         s.notes.append("the KMS key of the failed volume operation is unknown")
         return
-    for ref in dict.fromkeys(refs):
-        _add_key(gw, s, ref, region)
+    _add_keys(gw, s, refs, region)
     # Who made the volume call is not in the event: no AccessNeed, the keys' state decides.
 
 
@@ -315,8 +332,9 @@ def _ec2_launch_failure(incident: Incident, gw: AwsGateway, s: Situation) -> Non
     launcher = find_launcher(gw, region, instance_id, s.notes)
     if launcher is None:
         return  # the keys are recorded; who needs them is unknown
-    principal = read_principal(gw, launcher.principal)
-    s.principals[principal.arn] = principal
+    principal = _add_principal(gw, s, launcher.principal)
+    if principal is None:
+        return
     principal_account = launcher.account or (parse_arn(principal.arn).account if parse_arn(principal.arn) else None)
     resource = f"arn:{partition_of(region)}:ec2:{region}:{account}:instance/{instance_id}"
     is_asg_role = principal.kind == "service-linked-role" and ASG_SLR_NAME in principal.arn
@@ -337,12 +355,34 @@ def _add_key(gw: AwsGateway, s: Situation, ref: str, region: str) -> KeyFacts:
 
 
 def _add_keys(gw: AwsGateway, s: Situation, refs: list[str], region: str) -> list[KeyFacts]:
-    """Read each referenced key once; references to the same key (id, alias, ARN) collapse."""
+    """Read each referenced key once; references to the same key (id, alias, ARN) collapse.
+    At most MAX_KEYS_PER_EVENT distinct references are read; the rest are reported unchecked."""
+    refs = list(dict.fromkeys(refs))
     found: dict[str, KeyFacts] = {}
-    for ref in refs:
+    for ref in refs[:MAX_KEYS_PER_EVENT]:
         facts = _add_key(gw, s, ref, region)
         found.setdefault(facts.arn, facts)
+    skipped = refs[MAX_KEYS_PER_EVENT:]
+    if skipped:
+        shown = ", ".join(_bounded(ref, 120) for ref in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+        s.unchecked.append(f"{len(skipped)} of the {len(refs)} KMS keys involved were not checked (keyfix reads at "
+                           f"most {MAX_KEYS_PER_EVENT} keys per event): {shown}")
     return list(found.values())
+
+
+def _add_principal(gw: AwsGateway, s: Situation, arn: str) -> PrincipalFacts | None:
+    """The principal's facts, read once; None (and an unchecked note) past MAX_PRINCIPALS_PER_EVENT."""
+    if arn not in s.principals and len(s.principals) >= MAX_PRINCIPALS_PER_EVENT:
+        s.unchecked.append(f"principal {_bounded(arn, 120)} was not checked (keyfix reads at most "
+                           f"{MAX_PRINCIPALS_PER_EVENT} principals per event)")
+        return None
+    facts = read_principal(gw, arn)
+    s.principals[facts.arn] = facts
+    return facts
+
+
+def _bounded(text: str, limit: int = 400) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _no_encrypted_volume(incident: Incident, s: Situation, text: str) -> None:

@@ -73,6 +73,8 @@ class Situation:
     not_kms_reason: str | None = None
     # What could not be resolved at all (group vanished, DescribeInstances denied, ...).
     notes: list[str] = field(default_factory=list)
+    # What the per-event limits (keyfix.resolve.limits) left unchecked; always reported.
+    unchecked: list[str] = field(default_factory=list)
     # False when keyfix could not learn which account it runs in and took the event's
     # word for it: good enough to read and report, never to write.
     account_confirmed: bool = True
