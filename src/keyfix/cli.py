@@ -43,13 +43,25 @@ def _cmd_handle(args: argparse.Namespace) -> int:
     except EventError as exc:
         print(f"keyfix handle: malformed event {args.event_file}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if args.format == "json":
+    except Exception as exc:  # noqa: BLE001 - the Lambda's last-resort net (keyfix.safety_net), same report
+        from keyfix.safety_net import internal_error_report, notify_best_effort
+
+        report = internal_error_report(event, settings.mode, exc)
+        notify_best_effort(report, settings.sns_topic_arn, None, None)
+        print(f"keyfix handle: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        _print_report(report, args.format)
+        return EXIT_INTERNAL  # the contract's "internal failure", with the report on stdout all the same
+    _print_report(report, args.format)
+    return EXIT_OK
+
+
+def _print_report(report, output_format: str) -> None:
+    if output_format == "json":
         print(json.dumps(report.to_dict(), indent=2))
     else:
         from keyfix.render import report_text
 
         print(report_text(report))
-    return EXIT_OK
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:

@@ -79,6 +79,12 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.warning("malformed event", extra={"error": str(exc)})
         metrics.add_metric(name="MalformedEvents", unit=MetricUnit.Count, value=1)
         return {"schema": "keyfix.error/1", "error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - the last-resort net (keyfix.safety_net)
+        from keyfix.safety_net import internal_error_report, notify_best_effort
+
+        metrics.add_metric(name="InternalErrors", unit=MetricUnit.Count, value=1)
+        report = internal_error_report(event, settings.mode, exc)
+        notify_best_effort(report, settings.sns_topic_arn, gw, gw.account)
     _count(report)
     result = report.to_dict()
     logger.info("report", extra={"report": result})
