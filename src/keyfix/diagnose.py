@@ -10,6 +10,7 @@ from __future__ import annotations
 from keyfix import names
 from keyfix.arns import account_of, slr_service
 from keyfix.events.incident import Denial, Incident
+from keyfix.federation import undetermined_federated
 from keyfix.policy import Decision, PolicyError
 from keyfix.remedies import plan
 from keyfix.report import Cause, Finding
@@ -149,6 +150,11 @@ def _diagnose_denial(need: AccessNeed, key: KeyFacts, principal: PrincipalFacts 
         return Finding(Cause.EXPLICIT_DENY, need.principal, key.arn, ops,
                        f"An explicit Deny decides: {where}. keyfix never overrides a Deny; review that "
                        "statement.", fixes=[plan.explicit_deny_note(need, key, explicit)], resource=need.resource)
+    # A federated session's session policy is not in the event: keyfix may not blame a layer
+    # it cannot see (keyfix.federation).
+    federated = undetermined_federated(need, key, incident, model, denied)
+    if federated:
+        return federated
     stale = model.stale_principals()
     if stale:
         return Finding(Cause.STALE_PRINCIPAL, need.principal, key.arn, ops,

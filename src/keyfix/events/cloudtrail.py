@@ -157,6 +157,8 @@ def resource_from_message(message: str | None) -> str | None:
 _SESSION_RE = re.compile(r"arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/\s]+)/([^\s]+)")
 _FEDERATED_RE = re.compile(r"arn:(aws[a-z-]*):sts::(\d{12}):federated-user/")
 _ACCOUNT_RE = re.compile(r"arn:aws[a-z-]*:(?:iam|sts)::(\d{12}):")
+# Who may call GetFederationToken: an IAM user or the root user.
+_FEDERATING_RE = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:(?:root|user/[^\s]+)")
 
 def role_arn_from_session(session_arn: str) -> tuple[str, bool] | None:
     """The IAM role ARN behind an assumed-role session ARN, and whether its path is known.
@@ -204,9 +206,14 @@ def caller_from(identity: UserIdentity, error_message: str | None = None) -> tup
         else:
             exact = False
     elif kind == "FederatedUser":
-        session_arn = identity.arn or msg_arn
-        # The IAM user that called GetFederationToken, when CloudTrail names it.
-        arn = issuer.arn if issuer and issuer.arn else None
+        # The principal is the federated user session itself. Its NAME is whatever was passed
+        # to GetFederationToken and identifies no IAM user
+        # (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetFederationToken.html);
+        # "The sessionIssuer element indicates if the API was called with root or IAM user
+        # credentials" (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-user-identity.html).
+        # Without it the federating user is unknown, never taken from NAME.
+        session_arn = next((a for a in (identity.arn, msg_arn) if a and _FEDERATED_RE.match(a)), None)
+        arn = session_arn
         exact = arn is not None
     elif kind == "Root":
         arn = identity.arn or msg_arn
@@ -230,8 +237,19 @@ def caller_from(identity: UserIdentity, error_message: str | None = None) -> tup
         session_arn=session_arn,
         principal_id=identity.principal_id,
         invoked_by=identity.invoked_by,
+        session_issuer_arn=_session_issuer_arn(kind, issuer),
     )
     return caller, exact
+
+
+def _session_issuer_arn(kind: str, issuer: SessionIssuer | None) -> str | None:
+    """sessionContext.sessionIssuer.arn; for a federated user only an IAM user or root ARN
+    (anything else cannot have called GetFederationToken, so it is not trusted)."""
+    if issuer is None or not issuer.arn:
+        return None
+    if kind == "FederatedUser" and not _FEDERATING_RE.fullmatch(issuer.arn):
+        return None
+    return issuer.arn
 
 
 def key_refs(detail: KmsCloudTrailDetail) -> tuple[str, ...]:

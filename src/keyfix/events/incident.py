@@ -34,6 +34,10 @@ class Caller:
     `arn` is the IAM identity policies attach to (for an assumed role: the role's ARN
     with its path, from sessionContext.sessionIssuer), `session_arn` the ARN as the
     request was made (assumed-role/.../session), used for key-policy matching too.
+    A federated user session (GetFederationToken) has no IAM identity of its own: `arn`
+    and `session_arn` are both arn:aws:sts::A:federated-user/NAME, and the IAM user (or
+    root) who federated is `session_issuer_arn`, known only from CloudTrail's
+    sessionContext.sessionIssuer; NAME is whatever the caller chose and identifies no one.
     """
 
     type: str  # IAMUser | AssumedRole | Root | AWSService | AWSAccount | FederatedUser | ...
@@ -42,6 +46,7 @@ class Caller:
     session_arn: str | None = None
     principal_id: str | None = None
     invoked_by: str | None = None  # e.g. autoscaling.amazonaws.com when a service acted for someone
+    session_issuer_arn: str | None = None  # sessionContext.sessionIssuer.arn; None: not in the record
 
 
 @dataclass(frozen=True)

@@ -234,9 +234,17 @@ def _kms_access_denied(incident: Incident, gw: AwsGateway, s: Situation) -> None
 
 
 def _principal_of(caller: Caller) -> str | None:
-    """The principal whose permissions decide: the IAM identity behind the session."""
+    """The principal whose permissions decide: the IAM identity behind the session.
+
+    A federated user session is evaluated as itself (arn:aws:sts::A:federated-user/NAME):
+    its permissions are the federating user's identity policies intersected with a session
+    policy the event does not carry, so neither the user named NAME nor the issuer
+    (`caller.session_issuer_arn`, kept on the incident for the diagnosis) stands in for it.
+    """
     if caller.type == "AWSService":
         return caller.invoked_by or caller.arn
+    if caller.type == "FederatedUser":
+        return caller.session_arn
     arn = caller.arn or caller.session_arn
     if arn is None:
         return None

@@ -221,8 +221,10 @@ def test_iam_user_root_service_account_federated():
             "sessionContext": {"sessionIssuer": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/broker"}},
         }
     )
-    assert (fed.arn, fed.session_arn, exact) == (
-        "arn:aws:iam::111122223333:user/broker",
+    # The principal is the federated session; the IAM user who federated comes from the issuer.
+    assert (fed.arn, fed.session_arn, fed.session_issuer_arn, exact) == (
         "arn:aws:sts::111122223333:federated-user/carol",
+        "arn:aws:sts::111122223333:federated-user/carol",
+        "arn:aws:iam::111122223333:user/broker",
         True,
     )
