@@ -218,6 +218,14 @@ def _outsider_on_our_key(need: AccessNeed, key: KeyFacts, principal: PrincipalFa
     https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html"""
     ops = sorted(denied)
     outsider = account_of(need.principal)
+    if "grant" in missing:  # another account's service-linked role: only a grant lets it in
+        return Finding(Cause.ACCOUNT_NOT_IN_KEY_POLICY, need.principal, key.arn, ops,
+                       f"{need.principal}, a service-linked role of account {outsider}, was denied "
+                       f"{', '.join(ops)} on {key.arn}, a key of this account. Its permissions are fixed by AWS: "
+                       f"only a grant made from account {outsider} can let it in, and only if this key's policy "
+                       f"lets that account create one. Only if account {outsider} should use this key: the "
+                       "statements and grant below. keyfix never makes this change itself.",
+                       fixes=plan.outsider_slr_fixes(need, key, ops, model), resource=need.resource)
     if "resource_policy" in missing:
         return Finding(Cause.ACCOUNT_NOT_IN_KEY_POLICY, need.principal, key.arn, ops,
                        f"{need.principal} of account {outsider} was denied {', '.join(ops)} on {key.arn}, a key of "

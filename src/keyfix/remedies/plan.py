@@ -188,6 +188,26 @@ def outsider_fixes(need: AccessNeed, key: KeyFacts, principal: PrincipalFacts | 
     return _both_sides(need, key, ops, model, key_policy_known=True, key_policy=key_policy)
 
 
+def outsider_slr_fixes(need: AccessNeed, key: KeyFacts, ops: list[str], model: Model) -> list[Fix]:
+    """Another account's service-linked role on a key of this account: its permissions are
+    fixed by AWS, so only a grant made from its own account lets it in, and only if this key's
+    policy lets that account create the grant (seed A2 seen from the key owner's side).
+    https://docs.aws.amazon.com/autoscaling/ec2/userguide/key-policy-requirements-EBS-encryption.html#policy-example-cmk-cross-account-access
+    Both halves are proposals: the statements name another account, which keyfix never writes."""
+    outsider = account_of(need.principal) or ""
+    operations = list(docs.SLR_GRANT_OPERATIONS) + [op for op in docs.OPTIONAL_GRANT_OPERATIONS if f"kms:{op}" in ops]
+    params = docs.grant_parameters(key.arn, need.principal, operations)
+    statements = owner_statements_for_account(outsider, need.principal)
+    model.verify(ops, grant=params)
+    return [
+        Fix(FixKind.KEY_POLICY_STATEMENT, FixStatus.PROPOSED, key.account, key.arn, statements,
+            docs.cli_add_key_policy_statements(key.arn, statements),
+            reason=f"only if account {outsider} should use this key: it lets that account create the grant below"),
+        Fix(FixKind.GRANT, FixStatus.PROPOSED, outsider, key.arn, params, docs.cli_create_grant(params),
+            reason=f"to be run in account {outsider}, after the key-policy statement"),
+    ]
+
+
 def _both_sides(need: AccessNeed, key: KeyFacts, ops: list[str], model: Model, *, key_policy_known: bool,
                 key_policy: bool = True) -> list[Fix]:
     use, grant = _split(ops)
