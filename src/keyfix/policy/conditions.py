@@ -150,7 +150,7 @@ class Condition:
     values: tuple[Any, ...]  # compiled per family
     family: _Family
     key_raw: str = ""  # as written, for explanations
-    variables: tuple[str, ...] = ()  # lower-cased keys of the policy variables in the values
+    variables: tuple[str, ...] = ()  # the keys of the policy variables in the values, as written
 
     def unknown_atoms(self, unknowns: Unknowns) -> tuple[str, ...]:
         """What makes this condition unknown: the unknown keys it reads (its own key or
@@ -161,7 +161,7 @@ class Condition:
         if unknowns.any_keys:
             if unknowns.key_unknown(self.key):
                 atoms.append(self.key_raw or self.key)
-            atoms += [v for v in self.variables if unknowns.key_unknown(v)]
+            atoms += [v for v in self.variables if unknowns.key_unknown(v.lower())]
         if unknowns.readings and self.variables and self.family.kind == "bool":
             atoms.append(READING_BOOL_VARIABLE)
         return tuple(atoms)
@@ -216,6 +216,23 @@ class Condition:
         raise AssertionError(kind)
 
 
+_VARIABLE_NAME = re.compile(r"\$\{\s*([^},\s]+)")
+
+
+def variable_names(values: tuple[Any, ...]) -> tuple[str, ...]:
+    """The keys policy variables name in compiled values (Text/Pattern), as written."""
+    names: dict[str, None] = {}
+    for value in values:
+        keys = {p[1] for p in getattr(value, "pieces", ()) if p[0] == "var"}
+        if keys:
+            # The raw text gives the spelling; only the ones parsed as variables count (not
+            # ${*}, nor text before an ARN's fifth colon).
+            for name in _VARIABLE_NAME.findall(value.raw):
+                if name.lower() in keys:
+                    names[name] = None
+    return tuple(names)
+
+
 def parse_condition_block(block: Any, place: str, variables: bool) -> tuple[Condition, ...]:
     if not isinstance(block, dict):
         raise PolicyError(place, "Condition must be an object of operators")
@@ -235,9 +252,7 @@ def parse_condition_block(block: Any, place: str, variables: bool) -> tuple[Cond
             texts = [_scalar(v, key_place) for v in items]
             family = _BASE[base]
             values = tuple(_compile_value(family, t, key_place, variables) for t in texts)
-            names = tuple(
-                dict.fromkeys(p[1] for v in values for p in getattr(v, "pieces", ()) if p[0] == "var")
-            )
+            names = variable_names(values)
             conditions.append(
                 Condition(operator, base, qualifier, if_exists, key.lower(), values, family, key, names)
             )

@@ -83,7 +83,7 @@ def statement_hits(
             continue
         atoms: list[str] = []
         if slow and statement.resource_variables and unknowns.any_keys:
-            atoms += [v for v in statement.resource_variables if unknowns.key_unknown(v)]
+            atoms += [v for v in statement.resource_variables if unknowns.key_unknown(v.lower())]
         if not atoms and not statement.resource_matches(resource, context):
             continue
         kinds = statement.principal_match(caller, has_boundary)

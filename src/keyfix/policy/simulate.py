@@ -3,7 +3,10 @@
 The input is described by src/keyfix/schemas/simulate.schema.json; it is checked
 here by hand (no jsonschema at runtime), naming the place of any violation.
 Absent inputs mean "none in force"; an absent `scps`/`rcps` means "not in an
-organisation", an empty level allows nothing.
+organisation", an empty level allows nothing. Additive inputs: `request.unknown_keys`
+(condition keys whose value is unknown, prefixes ending with "/") and `unknown_policies`
+(layers that are unknown rather than absent); with them the decision may be
+`Undetermined` (unknowns.py).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from keyfix.policy.grant import Grant
 from keyfix.policy.policy import Policy
 from keyfix.policy.policy_set import PolicySet
 from keyfix.policy.request import Request, resolve_request
+from keyfix.policy.unknowns import UNKNOWN_LAYERS, parse_unknown_keys
 
 _ACCOUNT = re.compile(r"^[0-9]{12}$")
 
@@ -50,7 +54,19 @@ def _load_request(raw: Any) -> Request:
         ok = isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
         if not ok:
             raise PolicyError(f"request.context.{key}", "must be a string or an array of strings")
-    return Request(req["principal"], req["action"], req["resource"], account, dict(context))
+    unknown_keys = req.get("unknown_keys", [])
+    parse_unknown_keys(unknown_keys)  # checked here so the place is named
+    return Request(req["principal"], req["action"], req["resource"], account, dict(context), tuple(unknown_keys))
+
+
+def _unknown_layers(doc: dict[str, Any]) -> frozenset[str]:
+    raw = _array(doc.get("unknown_policies", []), "unknown_policies")
+    for i, name in enumerate(raw):
+        if name not in UNKNOWN_LAYERS:
+            raise PolicyError(f"unknown_policies[{i}]", f"{name!r} is not one of {', '.join(UNKNOWN_LAYERS)}")
+        if doc.get(name) is not None:
+            raise PolicyError(f"unknown_policies[{i}]", f"{name} is given, so it cannot also be unknown")
+    return frozenset(raw)
 
 
 def _policy_or_none(doc: dict[str, Any], name: str) -> Policy | None:
@@ -105,6 +121,7 @@ def load(doc: dict[str, Any]) -> tuple[Request, PolicySet]:
         rcps=_levels(doc, "rcps"),
         session_policy=_policy_or_none(doc, "session_policy"),
         grants=_grants(doc),
+        unknown_layers=_unknown_layers(doc),
     )
     return request, policies
 
@@ -120,6 +137,11 @@ def render_text(decision: Decision, request: Request) -> str:
         f"Request:  {request.principal} -> {request.action} on {request.resource}",
         f"Decision: {decision.decision}",
     ]
+    if decision.undetermined:
+        lines.append("Possible: " + ", ".join(decision.possible))
+        lines.append("Unknown:  " + ", ".join(decision.undetermined_by))
+    if decision.project_readings:
+        lines.append("Readings: " + ", ".join(decision.project_readings) + " (never written on)")
     if decision.decisive:
         lines.append("Decisive:")
         lines += [f"  - {ref.describe()}" for ref in decision.decisive]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from keyfix.policy.conditions import Condition, parse_condition_block
+from keyfix.policy.conditions import Condition, parse_condition_block, variable_names
 from keyfix.policy.errors import PolicyError
 from keyfix.policy.patterns import Context, Pattern, PatternSet, VariableError
 from keyfix.policy.principals import (
@@ -49,7 +49,7 @@ class Statement:
     not_resource: bool
     conditions: tuple[Condition, ...]
     principal_is_star: bool = False  # Principal: "*" or {"AWS": "*"} only
-    resource_variables: tuple[str, ...] = ()  # lower-cased keys of variables in Resource/NotResource
+    resource_variables: tuple[str, ...] = ()  # keys of the variables in Resource/NotResource, as written
     bool_variable: bool = False  # a Bool condition takes a policy variable (a project reading)
 
     @property
@@ -181,9 +181,7 @@ def parse_statement(raw: Any, index: int, place: str, variables: bool) -> Statem
     if "Condition" in raw:
         conditions = parse_condition_block(raw["Condition"], f"{place}.Condition", variables)
     resources = _parse_resources(raw[resource_key], f"{place}.{resource_key}", variables)
-    resource_variables = tuple(
-        dict.fromkeys(piece[1] for p in resources.patterns for piece in p.pieces if piece[0] == "var")
-    )
+    resource_variables = variable_names(resources.patterns)
     return Statement(
         index=index,
         sid=sid,
