@@ -13,6 +13,10 @@ from typing import Any
 LOCK_PREFIX = "lock#"
 CHANGE_PREFIX = "change#"
 NOTIFY_PREFIX = "notify#"
+# The counter that numbers audit records (keyfix.store.audit): gaps show deleted records.
+SEQUENCE_ID = "seq#audit"
+# The stack's KMS HMAC key that MACs audit records (template.yaml AuditMacKey).
+AUDIT_KEY_ENV = "KEYFIX_AUDIT_KEY_ARN"
 AUDIT_RETENTION_SECONDS = 400 * 24 * 3600
 DEFAULT_LOCK_TTL_SECONDS = 60
 # Lambda's timeout is 60 s (template.yaml); waiting longer than a third of it for a lock
@@ -20,6 +24,8 @@ DEFAULT_LOCK_TTL_SECONDS = 60
 DEFAULT_LOCK_WAIT_SECONDS = 20.0
 MAX_BACKOFF_SECONDS = 1.0
 NO_TABLE_MESSAGE = "keyfix: KEYFIX_TABLE_NAME not set: no idempotency, locks or audit"
+NO_AUDIT_KEY_MESSAGE = ("keyfix: KEYFIX_AUDIT_KEY_ARN not set: audit records carry no MAC, and keyfix rollback "
+                        "refuses records without one")
 
 
 class StoreError(Exception):
@@ -36,6 +42,10 @@ class UnknownChange(StoreError):
 
 class AlreadyRolledBack(StoreError):
     """The audit record is already marked rolled back."""
+
+
+class TamperedRecord(StoreError):
+    """The audit record's MAC does not verify (or it has none): keyfix will not build on it."""
 
 
 def finding_fingerprint(account: str | None, principal_or_group: str | None, key_arn: str | None,
@@ -84,14 +94,16 @@ def _policy_text(value: Any) -> str | None:
 
 
 class TableStore:
-    """The DynamoDB table `table_name` and the client, clock and sleep every part uses."""
+    """The DynamoDB table `table_name` and the client, clock and sleep every part uses;
+    `mac` signs and checks audit records (keyfix.store.mac.KmsMac; None: unsigned)."""
 
     def __init__(self, table_name: str, dynamodb_client: Any, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, mac: Any = None) -> None:
         self.table_name = table_name
         self.client = dynamodb_client
         self.clock = clock
         self.sleep = sleep
+        self.mac = mac
 
     # -- helpers ---------------------------------------------------------------
 

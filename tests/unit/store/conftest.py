@@ -4,7 +4,7 @@ DynamoDB table shaped like template.yaml's KeyfixTable, a controllable clock."""
 from __future__ import annotations
 
 import pytest
-from store_support import REGION, TABLE, FakeClock, create_table
+from store_support import REGION, TABLE, FakeClock, boto3_client, create_audit_key, create_table
 
 
 @pytest.fixture(autouse=True)
@@ -12,7 +12,7 @@ def aws_env(monkeypatch):
     """Nothing here may reach real AWS: dummy credentials, a fixed region, no profile or
     endpoint inherited from the environment."""
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KMS",
-                 "AWS_ENDPOINT_URL_IAM", "AWS_ENDPOINT_URL_STS", "KEYFIX_TABLE_NAME",
+                 "AWS_ENDPOINT_URL_IAM", "AWS_ENDPOINT_URL_STS", "KEYFIX_TABLE_NAME", "KEYFIX_AUDIT_KEY_ARN",
                  "POWERTOOLS_IDEMPOTENCY_DISABLED"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -48,7 +48,29 @@ def clock():
 
 
 @pytest.fixture
-def store(ddb, clock):
+def audit_key(aws):
+    """The stack's HMAC key (template.yaml AuditMacKey), on moto."""
+    return create_audit_key(boto3_client("kms"))
+
+
+@pytest.fixture
+def mac(audit_key):
+    """The signer keyfix uses, with a KMS client of its own (so tests can count the calls
+    rollback makes on the key-policy client separately)."""
+    from keyfix.store import KmsMac
+
+    return KmsMac(audit_key, boto3_client("kms"))
+
+
+@pytest.fixture
+def store(ddb, clock, mac):
+    from keyfix.store import Store
+
+    return Store(TABLE, ddb, clock=clock, sleep=clock.sleep, mac=mac)
+
+
+@pytest.fixture
+def unsigned_store(ddb, clock):
     from keyfix.store import Store
 
     return Store(TABLE, ddb, clock=clock, sleep=clock.sleep)

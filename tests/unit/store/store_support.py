@@ -39,3 +39,30 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def boto3_client(service: str):
+    import boto3
+
+    return boto3.client(service, region_name=REGION)
+
+
+def create_audit_key(kms) -> str:
+    """A KMS HMAC key like template.yaml's AuditMacKey; returns its ARN."""
+    return kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC",
+                          Description="keyfix audit records")["KeyMetadata"]["Arn"]
+
+
+class AwsCalls:
+    """Every AWS operation made through the given clients, in order ("kms:PutKeyPolicy")."""
+
+    def __init__(self, *clients) -> None:
+        self.names: list[str] = []
+        for client in clients:
+            prefix = client.meta.service_model.endpoint_prefix
+            client.meta.events.register(
+                "before-call", lambda model, _p=prefix, **_: self.names.append(f"{_p}:{model.name}"))
+
+    def writes(self) -> list[str]:
+        reads = ("Get", "List", "Describe", "VerifyMac")
+        return [n for n in self.names if not n.split(":", 1)[1].startswith(reads)]

@@ -34,19 +34,21 @@ def test_record_and_get_a_key_policy_change(store, ddb, clock):
     assert str(uuid.UUID(change_id, version=4)) == change_id
 
     item = ddb.get_item(TableName=TABLE, Key={"id": {"S": f"change#{change_id}"}})["Item"]
-    assert item["key_arn"]["S"] == KEY
-    assert item["before"]["S"] == BEFORE and item["after"]["S"] == AFTER
-    assert item["applied_by"]["S"] == "keyfix-lambda"
-    assert item["event_id"]["S"] == "evt-1"
+    body = json.loads(item["record"]["S"])
+    assert body["key_arn"] == KEY and item["key_arn"]["S"] == KEY  # the second is an unsigned copy
+    assert body["change"]["before"] == BEFORE and body["change"]["after"] == AFTER
+    assert body["applied_by"] == "keyfix-lambda" and body["event_id"] == "evt-1"
+    assert item["mac"]["S"] and item["mac_key"]["S"].startswith("arn:aws:kms:")
     assert int(item["expiration"]["N"]) == int(clock.now) + AUDIT_RETENTION_SECONDS == int(clock.now) + 400 * 86400
 
     got = store.get_change(change_id)
-    assert got["kind"] == "key-policy-statement"
+    assert got["verified"] is True and got["verify_error"] is None
+    assert got["kind"] == "key-policy-statement" and got["status"] == "applied"
     assert got["key_arn"] == KEY and got["target"] == KEY
     assert got["change"] == _policy_change()
     assert got["finding"]["cause"] == "slr-not-in-key-policy" and got["finding"]["principal"] == SLR
     assert got["applied_at"] == "2023-11-14T22:13:20Z"  # clock 1_700_000_000
-    assert got["rolled_back"] is False
+    assert got["rolled_back"] is False and got["seq"] == 1
 
 
 def test_grant_and_identity_changes_keep_what_rollback_needs(store):
@@ -151,6 +153,7 @@ def test_null_store_has_the_same_api_in_memory():
     a = null.record_change(_policy_change(KEY), "e1", _finding(), "me")
     b = null.record_change(_policy_change(OTHER_KEY), "e2", _finding(OTHER_KEY), "me")
     assert null.get_change(a)["change"]["after"] == AFTER
+    assert null.get_change(a)["verified"] is True  # an in-process MAC: nothing else can write memory
     assert [c["change_id"] for c in null.list_changes(KEY)] == [a]
     assert {c["change_id"] for c in null.list_changes()} == {a, b}
     null.mark_rolled_back(a, "alice")

@@ -126,7 +126,10 @@ def test_store_from_settings_with_table(capsys):
 
     settings = Settings.from_env({"KEYFIX_TABLE_NAME": "tbl"})
     sentinel = object()
-    store = store_from_settings(settings, lambda service: sentinel if service == "dynamodb" else None)
+    store = store_from_settings(settings, lambda service, **kw: sentinel if service == "dynamodb" else None)
     assert isinstance(store, Store)
     assert store.table_name == "tbl" and store.client is sentinel
-    assert capsys.readouterr().err == ""
+    # No KEYFIX_AUDIT_KEY_ARN here: said once (tests/unit/store/test_audit_integrity.py has the key).
+    assert capsys.readouterr().err == (
+        "keyfix: KEYFIX_AUDIT_KEY_ARN not set: audit records carry no MAC, and keyfix rollback refuses records "
+        "without one\n")
