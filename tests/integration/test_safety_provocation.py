@@ -9,6 +9,11 @@ another path or account, CreateGrant to an attacker, events from a non-`aws.*` s
 end with ZERO writes: no write call made, the key policies, grants, IAM roles and every
 role's/user's policies unchanged, and every fix `refused` or `proposed`.
 
+Every provoked event must also end in a report of its own: no exception out of the handler and
+no event caught by the last-resort net (keyfix.safety_net), counted over every event fired.
+`test_every_identity_type_gets_a_report` covers every CloudTrail userIdentity type, for callers
+of this account and of another one.
+
 Positive controls show the same harness sees a write when one is due: the real service-linked
 role of this account, and an allow-listed principal, do get their fix applied.
 """
@@ -27,6 +32,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from keyfix import safety_net
 from keyfix.remedies.documents import EBS_USE_ACTIONS
 from tests.integration.conftest import load_event, run_lambda
 from tests.support.accounts import ASG_ACCOUNT, KEY_ACCOUNT, a2_key_policy, build_a1, build_b
@@ -245,7 +251,8 @@ class Outcome:
     label: str
     writes: list[tuple[str, str]]
     not_refused: list[str]  # fixes whose status is neither refused nor proposed
-    crash: str | None  # the handler raised instead of reporting
+    crash: str | None  # the handler raised, or its last-resort net caught an exception
+    report: dict | None = None
 
     def write_problems(self) -> list[str]:
         out = [f"{self.label}: keyfix made write call(s) {self.writes}"] if self.writes else []
@@ -255,18 +262,21 @@ class Outcome:
 def fire(fleet: Fleet, event: dict, label: str) -> Outcome:
     """Run one provoked event through the Lambda handler."""
     before = len(fleet.writes.calls)
+    nets_before = len(safety_net.HITS)
     PROVOKED["events"] += 1
     crash = None
     try:
         report = run_lambda(event)
     except Exception as exc:  # noqa: BLE001 - a crash is recorded; the fleet goes on
         report, crash = {"findings": []}, f"{label}: the handler raised {type(exc).__name__}: {str(exc)[:200]}"
+    if len(safety_net.HITS) > nets_before:  # a report, but only thanks to the net: a bug all the same
+        crash = f"{label}: reached the safety net: {safety_net.HITS[-1]}"
     made = fleet.writes.calls[before:]
     writes = [c for c in made if c in set(fleet.writes.writes)]
     not_refused = [f"fix {fix['kind']} is {fix['status']} for {finding['principal']} ({finding['cause']})"
                    for finding in report["findings"] for fix in finding["fixes"]
                    if fix["status"] not in ALLOWED_STATUSES]
-    return Outcome(label, writes, not_refused, crash)
+    return Outcome(label, writes, not_refused, crash, report)
 
 
 def fleet_events(fleet: Fleet, identities: dict[str, dict] = IDENTITIES) -> list[tuple[str, dict]]:
@@ -319,9 +329,11 @@ def test_provoked_denials_never_write(fleet: Fleet):
     assert not problems, f"{len(problems)} write(s) in {len(events)} provoked events:\n" + "\n".join(problems)
     assert fleet.writes.writes == []
     assert fleet.state() == before, "AWS state changed"
-    assert len(events) >= 110
-    reported = [o for o in outcomes if o.crash is None]
-    assert len(reported) >= 80, "too few provoked events produced a report to check statuses on"
+    # Every event is counted: each one reported, none crashed, none caught by the net.
+    crashes = [o.crash for o in outcomes if o.crash]
+    assert crashes == [], f"{len(crashes)} of {len(events)} provoked events did not get a report:\n" + "\n".join(crashes)
+    assert len(outcomes) == len(events) >= 110
+    assert sum(1 for o in outcomes if o.report and o.report["schema"] == "keyfix.report/1") == len(events)
 
 
 # Provoked events the handler crashes on instead of reporting (each is a fresh invocation
@@ -416,9 +428,10 @@ def _names_an_existing_slr_by_another_arn(identity: dict, fleet: Fleet) -> bool:
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_hypothesis_provoked_denials_never_write(fleet: Fleet, data):
-    identity = data.draw(provoked_identity(), "identity")
-    if _names_an_existing_slr_by_another_arn(identity, fleet):
-        return
+    # This account's SLR, or its name on another ARN, is left to the positive control and to
+    # test_lookalike_of_the_slr_is_not_substituted_by_name: drawn from a strategy without them.
+    identity = data.draw(provoked_identity().filter(lambda i: not _names_an_existing_slr_by_another_arn(i, fleet)),
+                         "identity")
     key = data.draw(st.sampled_from([fleet.a1_key, fleet.b_key, fleet.foreign_key]), "key")
     action = data.draw(st.sampled_from(ACTIONS), "action")
     account = data.draw(st.sampled_from([ASG_ACCOUNT, ASG_ACCOUNT, identity.get("accountId") or ASG_ACCOUNT]),
@@ -428,9 +441,76 @@ def test_hypothesis_provoked_denials_never_write(fleet: Fleet, data):
 
     outcome = fire(fleet, event, json.dumps(identity))
 
+    assert outcome.crash is None, outcome.crash
     # Every write call keyfix's clients make is seen (WriteCounter), so none means no change.
     assert outcome.write_problems() == []
-    assert fleet.writes.writes == []
+
+
+# ---- every CloudTrail userIdentity type --------------------------------------------------------------
+#
+# The types CloudTrail records (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-user-identity.html):
+# Root, IAMUser, AssumedRole, Role, FederatedUser, Directory, AWSAccount, AWSService,
+# IdentityCenterUser, Unknown, and SAMLUser / WebIdentityUser for the STS federation calls; plus a
+# record without `type` (service events carry only accountId/invokedBy). A caller of another
+# account appears in the key owner's trail as AWSAccount (or Root) with only its account id.
+
+
+def identity_of_type(kind: str, account: str) -> dict:
+    """A userIdentity of `kind` for a caller in `account`, shaped after the page above."""
+    base = {"principalId": f"AIDAIDENTITY{account}", "accountId": account}
+    shapes: dict[str, dict] = {
+        "Root": {"type": "Root", "principalId": account, "arn": f"arn:aws:iam::{account}:root", "accountId": account},
+        "IAMUser": user(f"arn:aws:iam::{account}:user/dev-alice", account),
+        "AssumedRole": session(role(account, "ops-admin"), "s", account),
+        "Role": {"type": "Role", **base, "arn": role(account, "ops-admin")},
+        "FederatedUser": {"type": "FederatedUser", "principalId": f"{account}:bob",
+                          "arn": f"arn:aws:sts::{account}:federated-user/bob", "accountId": account,
+                          "sessionContext": {"sessionIssuer": {"type": "IAMUser", "principalId": "AIDAFEDERATOR0000001",
+                                                               "arn": f"arn:aws:iam::{account}:user/bob-admin",
+                                                               "accountId": account, "userName": "bob-admin"}}},
+        "Directory": {"type": "Directory", **base, "userName": "directory-user"},
+        "AWSAccount": {"type": "AWSAccount", **base},
+        "AWSAccount-invoked-by-service": {"type": "AWSAccount", **base, "invokedBy": "ec2.amazonaws.com"},
+        "AWSService": {"type": "AWSService", "accountId": account, "invokedBy": "ec2.amazonaws.com"},
+        "IdentityCenterUser": {"type": "IdentityCenterUser", "accountId": account,
+                               "onBehalfOf": {"userId": "544894e8-80c1-707f-60e3-3ba6510dfac1",
+                                              "identityStoreArn": "arn:aws:identitystore::123456789012:identitystore/d-9067642ac7"},
+                               "credentialId": "EXAMPLEVHULjJdTUdPJfofVa1sufHDoj7aYcOYcxFVllWR_Whr1fEXAMPLE"},
+        "Unknown": {"type": "Unknown", **base, "userName": "someone"},
+        "SAMLUser": {"type": "SAMLUser", "principalId": "SampleUkh1i4+ExamplexL/jEvs=:SamlExample",
+                     "userName": "SamlExample", "identityProvider": "bdGOnTesti4+ExamplexL/jEvs="},
+        "WebIdentityUser": {"type": "WebIdentityUser", "principalId": "accounts.google.com:application-id:user-id",
+                            "userName": "user-id", "identityProvider": "accounts.google.com"},
+        "no-type": {"accountId": account, "invokedBy": "autoscaling.amazonaws.com"},
+    }
+    return shapes[kind]
+
+
+IDENTITY_TYPES = ["Root", "IAMUser", "AssumedRole", "Role", "FederatedUser", "Directory", "AWSAccount",
+                  "AWSAccount-invoked-by-service", "AWSService", "IdentityCenterUser", "Unknown", "SAMLUser",
+                  "WebIdentityUser", "no-type"]
+
+
+def test_every_identity_type_gets_a_report(fleet: Fleet):
+    """Each userIdentity type, of this account and of another, denied on our key and on a foreign
+    key, with every provoked action: one report each, no crash, no net, no write."""
+    before = fleet.state()
+    actions = itertools.cycle(ACTIONS)
+    events = [(f"{kind}/{where}/{which}/{action}", provoked_event(identity_of_type(kind, account), key, action))
+              for kind in IDENTITY_TYPES
+              for where, account in (("this-account", ASG_ACCOUNT), ("other-account", OTHER_ACCOUNT))
+              for which, key in (("our-key", fleet.a1_key), ("foreign-key", fleet.foreign_key))
+              for action in (next(actions),)]
+
+    outcomes = [fire(fleet, event, label) for label, event in events]
+
+    crashes = [o.crash for o in outcomes if o.crash]
+    assert crashes == [], f"{len(crashes)} of {len(events)} identity-type events did not get a report:\n" + "\n".join(crashes)
+    assert [p for o in outcomes for p in o.write_problems()] == []
+    assert fleet.state() == before
+    assert len(outcomes) == len(events) == len(IDENTITY_TYPES) * 4
+    # Each report names what it found: at least one finding, each with a cause.
+    assert all(o.report["findings"] and all(f["cause"] for f in o.report["findings"]) for o in outcomes)
 
 
 # ---- positive controls: the same harness sees a write when one is due ----------------------------

@@ -2,8 +2,10 @@
 
 Every generated case must end in either a report valid against report.schema.json or a clear
 error (the handler returns {"schema": "keyfix.error/1", "error": ...}; `keyfix handle` exits 2
-with a message on stderr and nothing on stdout) - never an unhandled exception, never exit 1 -
-and keyfix makes no AWS write (every call its clients make is counted).
+with a message on stderr and nothing on stdout) - never an unhandled exception, never exit 1,
+never the last-resort net (tests.support.lambda_harness) - and keyfix makes no AWS write (every
+call its clients make is counted). Every case's outcome is counted; the last test checks the
+totals add up.
 
 Events: each trigger's sample (events/*.json) with values replaced by hostile ones (huge
 strings, unicode, control characters, wrong types, nulls, nested junk, ARNs with injection-
@@ -16,31 +18,28 @@ report, and a write only ever ADDS the fix's statements (nothing the policy had 
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import json
-import logging
 import os
 import uuid
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.gateway_hooks import WriteCounter, announce, gateway_session
+from tests.support.gateway_hooks import WriteCounter, announce
+from tests.support.lambda_harness import ASG_ACCOUNT, Outcomes, aws, check_cli, cli, handle, outcome_of  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = sorted((ROOT / "events").glob("*.json"))
 TEMPLATES = {p.name: json.loads(p.read_text()) for p in EVENTS}
-REPORT_SCHEMA = json.loads((ROOT / "src/keyfix/schemas/report.schema.json").read_text())
-ASG_ACCOUNT, REGION = "111122223333", "us-east-1"
 A1_EVENT = "asg-launch-cancelled-a1.json"
 
 CASES: dict[str, int] = {}
+# What every case ended in, per kind ("report" or "error"); a crash or a net hit fails its test.
+RESULTS = Outcomes()
 OUTCOMES = {"written": 0, "undetermined": 0, "refused": 0}  # what the key-policy fuzz led to
 
 
@@ -48,7 +47,7 @@ OUTCOMES = {"written": 0, "undetermined": 0, "refused": 0}  # what the key-polic
 def _announce_counts(request: pytest.FixtureRequest):
     yield
     if CASES:
-        detail = ", ".join(f"{k} {v}" for k, v in sorted(CASES.items()))
+        detail = ", ".join(f"{k} {v} {dict(RESULTS[k])}" for k, v in sorted(CASES.items()))
         announce(request, f"test_fuzz_handler: {sum(CASES.values())} fuzz cases run ({detail}); "
                           f"key-policy outcomes {OUTCOMES}")
 
@@ -57,74 +56,9 @@ def count(kind: str) -> None:
     CASES[kind] = CASES.get(kind, 0) + 1
 
 
-# ---- an empty moto account, keyfix's own clients counted ---------------------------------------
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch):
-    from moto import mock_aws
-
-    from keyfix.sim import moto_gaps
-
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ROLE_ARN",
-                 "AWS_WEB_IDENTITY_TOKEN_FILE", "MOTO_ACCOUNT_ID", "KEYFIX_TABLE_NAME", "KEYFIX_SNS_TOPIC_ARN",
-                 "KEYFIX_KEY_ALLOWLIST", "KEYFIX_PRINCIPAL_ALLOWLIST"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_CONFIG_FILE": "/dev/null",
-                        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null", "AWS_EC2_METADATA_DISABLED": "true",
-                        "MOTO_EC2_LOAD_DEFAULT_AMIS": "false", "POWERTOOLS_TRACE_DISABLED": "1",
-                        "POWERTOOLS_SERVICE_NAME": "keyfix", "POWERTOOLS_METRICS_NAMESPACE": "keyfix",
-                        "POWERTOOLS_DEV": "false", "KEYFIX_MODE": "apply"}.items():
-        monkeypatch.setenv(name, value)
-    # The handler logs every report at INFO; the fuzz cases need not pay for it.
-    import keyfix.handler  # noqa: F401 - creates the "keyfix" logger Powertools manages
-
-    quiet = logging.getLogger("keyfix")
-    level = quiet.level
-    quiet.setLevel(logging.WARNING)
-    try:
-        with mock_aws(), moto_gaps.installed():
-            session = gateway_session(monkeypatch)
-            yield WriteCounter(session)
-    finally:
-        quiet.setLevel(level)
-
-
-def handle(event: Any) -> dict:
-    """The Lambda handler on one event: a valid report or keyfix.error/1, nothing else."""
-    from keyfix.handler import lambda_handler
-    from tests.integration.conftest import FakeLambdaContext
-
-    result = lambda_handler(event, FakeLambdaContext())
-    assert isinstance(result, dict), result
-    if result.get("schema") == "keyfix.error/1":
-        assert isinstance(result.get("error"), str) and result["error"], result
-        json.dumps(result)  # the Lambda runtime must be able to serialise it
-        return result
-    jsonschema.validate(result, REPORT_SCHEMA)
-    json.dumps(result)
-    return result
-
-
-def cli(text: bytes, tmp: Path) -> tuple[int, str, str]:
-    from keyfix.cli import main
-
-    path = tmp / f"event-{uuid.uuid4().hex}.json"
-    path.write_bytes(text)
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = main(["handle", str(path), "--format", "json"])
-    path.unlink()
-    return status, out.getvalue(), err.getvalue()
-
-
-def check_cli(status: int, out: str, err: str) -> None:
-    assert status in (0, 2), f"exit {status}: {err[-2000:]}"
-    if status == 0:
-        jsonschema.validate(json.loads(out), REPORT_SCHEMA)
-    else:
-        assert out == "" and err.startswith("keyfix handle:") and len(err.strip()) > len("keyfix handle:"), err
+def record(kind: str, outcome: str) -> str:
+    RESULTS.add(kind, outcome)
+    return outcome
 
 
 # ---- hostile values -------------------------------------------------------------------------------
@@ -183,14 +117,6 @@ def hostile_event(draw) -> dict:
     return event
 
 
-def _encodable(value: Any) -> bool:
-    try:
-        json.dumps(value).encode("utf-8")
-        return True
-    except (TypeError, ValueError):
-        return False
-
-
 # ---- the handler -----------------------------------------------------------------------------------
 
 FUZZ = settings(deadline=None, derandomize=True, database=None,
@@ -202,7 +128,7 @@ FUZZ = settings(deadline=None, derandomize=True, database=None,
 @given(event=hostile_event())
 def test_handler_survives_hostile_values(aws: WriteCounter, event: dict):
     count("handler: hostile values")
-    handle(event)
+    record("handler: hostile values", outcome_of(handle(event)))
     assert aws.writes == []
 
 
@@ -210,10 +136,11 @@ def test_handler_survives_hostile_values(aws: WriteCounter, event: dict):
 @given(event=st.one_of(_junk, st.lists(st.sampled_from(list(TEMPLATES.values())), min_size=1, max_size=2),
                        st.just(json.dumps(TEMPLATES[A1_EVENT]))))
 def test_handler_survives_wrong_top_level_types(aws: WriteCounter, event: Any):
-    assume(not isinstance(event, dict))
+    if isinstance(event, dict):
+        event = [event]  # not an object at top level either way
     count("handler: top-level types")
     result = handle(event)
-    assert result["schema"] == "keyfix.error/1"
+    assert record("handler: top-level types", outcome_of(result)) == "error"
     assert aws.writes == []
 
 
@@ -221,7 +148,7 @@ def test_handler_every_sample_event_still_gives_a_report(aws: WriteCounter):
     """The unmutated samples, so the fuzz above cannot pass by erroring on everything."""
     for name, event in TEMPLATES.items():
         count("handler: samples")
-        assert handle(copy.deepcopy(event))["schema"] == "keyfix.report/1", name
+        assert record("handler: samples", outcome_of(handle(copy.deepcopy(event)))) == "report", name
     assert aws.writes == []
 
 
@@ -231,9 +158,9 @@ def test_handler_every_sample_event_still_gives_a_report(aws: WriteCounter):
 @settings(FUZZ, max_examples=50)
 @given(event=hostile_event())
 def test_cli_survives_hostile_values(aws: WriteCounter, tmp_path_factory, event: dict):
-    assume(_encodable(event))
     count("cli: hostile values")
-    check_cli(*cli(json.dumps(event).encode(), tmp_path_factory.getbasetemp()))
+    # json.dumps escapes every non-ASCII character, lone surrogates included: always a valid file.
+    record("cli: hostile values", check_cli(*cli(json.dumps(event).encode(), tmp_path_factory.getbasetemp())))
     assert aws.writes == []
 
 
@@ -244,9 +171,11 @@ def test_cli_survives_truncated_and_corrupted_json(aws: WriteCounter, tmp_path_f
     cut = data.draw(st.integers(0, len(text) - 1), "cut")
     tail = data.draw(st.sampled_from([b"", b"\x00", b"\xff\xfe", b"}", b"]]]", b"\n", b",", b'"'] ), "tail")
     count("cli: truncated json")
-    status, out, err = cli(text[:cut] + tail, tmp_path_factory.getbasetemp())
-    assert status == 2, (status, out[:200], err[-500:])
-    check_cli(status, out, err)
+    corrupted = text[:cut] + tail
+    status, out, err = cli(corrupted, tmp_path_factory.getbasetemp())
+    # Only "{" + "}" (cut 1) is still a JSON object: the empty, unrecognised event gets a report.
+    expected = "report" if corrupted == b"{}" else "error"
+    assert record("cli: truncated json", check_cli(status, out, err)) == expected, (status, out[:200], err[-500:])
     assert aws.writes == []
 
 
@@ -255,7 +184,7 @@ def test_cli_survives_truncated_and_corrupted_json(aws: WriteCounter, tmp_path_f
 def test_cli_wrong_top_level_types_and_pathological_texts(aws: WriteCounter, tmp_path, text: bytes):
     count("cli: pathological texts")
     status, out, err = cli(text, tmp_path)
-    check_cli(status, out, err)
+    record("cli: pathological texts", check_cli(status, out, err))
     assert aws.writes == []
 
 
@@ -406,7 +335,7 @@ def test_key_policies_keyfix_meets_in_apply_mode(a1, policy: str):
 
     report = handle(event)
 
-    assert report["schema"] == "keyfix.report/1", report
+    assert record("key policies", outcome_of(report)) == "report", report
     after = kms.get_key_policy(KeyId=case.key_arn, PolicyName="default")["Policy"]
     made = [w for w in writes.calls[before_writes:] if w in set(writes.writes)]
     fixes = [f for finding in report["findings"] for f in finding["fixes"]]
@@ -435,7 +364,13 @@ def test_case_counts_are_what_the_fuzz_promises():
     """Runs last in this module: the fuzz above ran as many cases as it says (when run with it)."""
     if not CASES:
         pytest.skip("run with the fuzz tests above to count their cases")
+    # Every case ended in a report or a clear error, and is counted exactly once.
+    assert {kind: RESULTS.total(kind) for kind in CASES if kind in RESULTS.by_kind} == \
+        {kind: n for kind, n in CASES.items() if kind in RESULTS.by_kind}
+    assert set(RESULTS.by_kind) == set(CASES)
     assert CASES.get("handler: hostile values", 0) >= 100
+    if "handler: hostile values" in CASES:  # the fuzz reaches both answers, not only errors
+        assert RESULTS["handler: hostile values"]["report"] > 0 and RESULTS["handler: hostile values"]["error"] > 0
     if CASES.get("key policies"):
         assert CASES["key policies"] >= 30
         # The policy fuzz reached every branch it checks: writes, refusals, undetermined.
@@ -445,6 +380,7 @@ def test_case_counts_are_what_the_fuzz_promises():
 @pytest.mark.parametrize("text", ["{", "not a policy", "null"])
 def test_unparseable_key_policy_is_undetermined_not_a_crash(a1, text: str):
     count("key policies: unparseable")
-    report, after, made = _run_a1_with_policy(a1, text)  # raises today
+    report, after, made = _run_a1_with_policy(a1, text)
+    record("key policies: unparseable", outcome_of(report))
     assert made == [] and after == text
     assert report["findings"][0]["cause"] == "undetermined"
