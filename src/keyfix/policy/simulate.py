@@ -64,7 +64,7 @@ def _unknown_layers(doc: dict[str, Any]) -> frozenset[str]:
     for i, name in enumerate(raw):
         if name not in UNKNOWN_LAYERS:
             raise PolicyError(f"unknown_policies[{i}]", f"{name!r} is not one of {', '.join(UNKNOWN_LAYERS)}")
-        if doc.get(name) is not None:
+        if doc.get(name) not in (None, []):  # an empty list gives nothing
             raise PolicyError(f"unknown_policies[{i}]", f"{name} is given, so it cannot also be unknown")
     return frozenset(raw)
 

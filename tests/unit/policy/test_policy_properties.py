@@ -72,6 +72,12 @@ condition_element = st.sampled_from(
         {"ForAnyValue:StringEquals": {"kms:GrantOperations": ["Decrypt"]}},
         {"ForAllValues:StringEquals": {"kms:GrantOperations": ["Decrypt", "Encrypt"]}},
         {"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{KEY_ACCOUNT}:role/*"}},
+        # Organisation-shared keys and ABAC (test_policy_unknowns.py declares these unknown).
+        {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}},
+        {"StringNotEqualsIfExists": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}},
+        {"Null": {"aws:PrincipalOrgID": "true"}},
+        {"StringEquals": {"aws:PrincipalTag/team": "storage", "aws:PrincipalOrgID": "o-a1b2c3d4e5"}},
+        {"StringEquals": {"kms:ViaService": "${aws:PrincipalTag/via}"}},
     ]
 )
 
@@ -241,6 +247,7 @@ def test_decision_does_not_depend_on_statement_or_policy_order(doc, rnd: random.
 @given(documents())
 def test_decisions_are_well_formed(doc):
     out = decide(doc)
+    # Nothing declared unknown: never Undetermined.
     assert out["decision"] in ("Allowed", "ImplicitlyDenied", "ExplicitlyDenied")
     if out["decision"] == "ExplicitlyDenied":
         assert out["decisive"] and out["missing"] == []
