@@ -29,6 +29,9 @@ def _count(report) -> None:
     metrics.add_metric(name="EventsProcessed", unit=MetricUnit.Count, value=1)
     if report.event.trigger == Trigger.UNRECOGNISED:
         metrics.add_metric(name="UnrecognisedEvents", unit=MetricUnit.Count, value=1)
+    if report.duplicate_of is not None:  # the first run's findings, already counted by that run
+        metrics.add_metric(name="DuplicateIncidents", unit=MetricUnit.Count, value=1)
+        return
     for finding in report.findings:
         metrics.add_metric(name=f"Finding_{finding.cause}", unit=MetricUnit.Count, value=1)
         for fix in finding.fixes:

@@ -24,9 +24,9 @@ def process_event(raw: Any, settings: Settings, gw=None, observer=None, *, store
 
     `store`: keyfix.store.Store/NullStore (default: from settings). `once`: a
     keyfix.idempotency.make_idempotent wrapper; with it an incident already handled within
-    its window is not handled again (the report then has no findings; the log names the
-    event that handled it). Raises keyfix.idempotency.InProgressElsewhere when another
-    invocation is handling the same incident right now. `time_left()`: seconds the
+    its window is not handled again: the report is then a keyfix.duplicates.DuplicateReport
+    carrying the first run's findings, `duplicate_of` and `handled_at`. Raises
+    keyfix.idempotency.InProgressElsewhere when another invocation is handling the same incident right now. `time_left()`: seconds the
     invocation has left; writes stop before it runs out (see remedies.apply)."""
     from keyfix.events import parse
 
@@ -66,14 +66,34 @@ def process_event(raw: Any, settings: Settings, gw=None, observer=None, *, store
 
     if once is None:
         act()
-    else:
-        from keyfix.idempotency import incident_key
+        return report
+    return _once_per_incident(once, incident, report, settings, act)
 
-        first = once(incident_key(incident), act)
-        first_id = (first or {}).get("event", {}).get("id")
-        if first_id != incident.event_id:
-            log.info("incident already handled by event %s within the idempotency window", first_id)
-    return report
+
+def _once_per_incident(once, incident, report: Report, settings: Settings, act) -> Report:
+    """Run `act` unless the incident was handled within the window; a duplicate's report is
+    the first run's findings with `duplicate_of` (keyfix.duplicates, keyfix.idempotency)."""
+    from keyfix.duplicates import duplicate_report, first_run_record, unsettled
+    from keyfix.idempotency import NotRemembered, incident_key
+
+    ran = []  # whether `act` ran here: a re-delivery of the first event itself is a duplicate too
+
+    def first_run() -> dict[str, Any]:
+        ran.append(True)
+        record = first_run_record(act())
+        why = unsettled(record["report"])
+        if why:
+            log.info("not remembered for the idempotency window: %s", "; ".join(why))
+            raise NotRemembered(record)
+        return record
+
+    stored = once(incident_key(incident, mode=settings.mode), first_run)
+    if ran:
+        return report
+    duplicate = duplicate_report(stored, report.event, settings.mode)
+    log.info("incident already handled by event %s at %s within the idempotency window",
+             duplicate.duplicate_of, duplicate.handled_at)
+    return duplicate
 
 
 def _worth_notifying(report: Report, changes: list, store, incident) -> bool:

@@ -66,7 +66,13 @@ def subject(report: Report) -> str:
 def report_text(report: Report) -> str:
     ev = report.event
     lines = [f"keyfix {report.mode} | {ev.trigger} | {ev.detail_type or '-'} from {ev.source or '-'} | event {ev.id}"]
-    if not report.findings:
+    if report.duplicate_of is not None:
+        # The first run's findings follow: a duplicate never reads as "nothing found".
+        handled_at = getattr(report, "handled_at", None) or "an unknown time"
+        lines.append(f"Duplicate of event {report.duplicate_of}, handled at {handled_at}; its findings:")
+        if not report.findings:
+            lines.append("No finding: the first run found nothing to do.")
+    elif not report.findings:
         lines.append("No finding: the event is not one keyfix acts on.")
     for i, f in enumerate(report.findings, 1):
         lines += ["", f"Finding {i}: {f.cause}"]

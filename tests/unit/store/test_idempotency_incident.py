@@ -7,12 +7,18 @@ import time
 import pytest
 from store_support import ACCOUNT, KEY, OTHER_KEY, TABLE
 
-from keyfix.events.incident import Caller, Incident
-from keyfix.idempotency import InProgressElsewhere, incident_key, make_idempotent, normalise_incident_key
-from keyfix.report import Trigger
+from keyfix.idempotency import (
+    INCIDENT_FIELDS,
+    PRINCIPAL_FIELDS,
+    InProgressElsewhere,
+    NotRemembered,
+    make_idempotent,
+    normalise_incident_key,
+)
 
-INCIDENT = {"account": ACCOUNT, "trigger": "asg-launch-failure", "subject": "web-asg", "key_arns": [KEY],
-            "action": ""}
+INCIDENT = {"account": ACCOUNT, "region": "us-east-1", "trigger": "asg-launch-failure", "subject": "web-asg",
+            "cause_class": "kms:Client.InternalError", "principal": {}, "key_arns": [KEY], "action": "",
+            "mode": "propose"}
 
 
 class Counter:
@@ -55,8 +61,10 @@ def test_key_arn_order_and_duplicates_do_not_matter(ddb):
 
 
 @pytest.mark.parametrize("field, value", [
-    ("account", "444455556666"), ("trigger", "kms-access-denied"), ("subject", "other-asg"),
-    ("key_arns", [OTHER_KEY]), ("action", "kms:Decrypt"),
+    ("account", "444455556666"), ("region", "eu-west-1"), ("trigger", "kms-access-denied"),
+    ("subject", "other-asg"), ("cause_class", "not-kms:Server.InsufficientInstanceCapacity"),
+    ("principal", {"principal_id": "AROAOTHER"}), ("key_arns", [OTHER_KEY]), ("action", "kms:Decrypt"),
+    ("mode", "apply"),
 ])
 def test_a_different_incident_runs(ddb, field, value):
     fn = Counter()
@@ -153,8 +161,9 @@ def test_shares_the_table_with_store_items(ddb):
         once(INCIDENT)
     assert len(fn.calls) == 1
     assert [c["change_id"] for c in store.list_changes()] == [change_id]
-    ids = sorted(i["id"]["S"].split("#", 1)[0] for i in ddb.scan(TableName=TABLE)["Items"])
-    assert ids == ["change", "incident", "notify"]
+    prefixes = [i["id"]["S"].split("#", 1)[0] for i in ddb.scan(TableName=TABLE)["Items"]]
+    # One incident record; the store's own items (change, notify, ...) are all still there.
+    assert prefixes.count("incident") == 1 and {"change", "notify"} <= set(prefixes)
 
 
 def test_without_a_table_every_call_runs():
@@ -171,33 +180,49 @@ def test_event_ids_are_not_part_of_the_key():
         normalise_incident_key({**INCIDENT, "event_id": "abc"})
 
 
-def _asg_incident(event_id, message):
-    return Incident(Trigger.ASG_LAUNCH_FAILURE, event_id, "aws.autoscaling",
-                    "EC2 Instance Launch Unsuccessful", ACCOUNT, "us-east-1", group_name="web-asg",
-                    activity_id=event_id, status_code="Failed", status_message=message)
+def test_a_run_that_declines_to_be_remembered_returns_its_result_and_keeps_no_record(ddb):
+    results = iter([NotRemembered({"run": 1}), {"run": 2}])
+
+    def fn():
+        result = next(results)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    once = make_idempotent(fn, TABLE, 600, dynamodb_client=ddb)
+    assert once(INCIDENT) == {"run": 1}
+    assert _items(ddb, "incident#") == []
+    assert once(INCIDENT) == {"run": 2}  # ran again: nothing answered for the incident
+    assert once(INCIDENT) == {"run": 2}  # now remembered
+    [record] = _items(ddb, "incident#")
+    assert record["status"]["S"] == "COMPLETED"
 
 
-def test_incident_key_of_a_storm_of_asg_events_is_one_key():
-    a = incident_key(_asg_incident("e-1", "Client.InternalError: Client error on launch. (attempt 1)"))
-    b = incident_key(_asg_incident("e-2", "Client.InternalError: Client error on launch. (attempt 2)"))
-    assert a == b == {"account": ACCOUNT, "trigger": "asg-launch-failure", "subject": "web-asg",
-                      "key_arns": [], "action": ""}
+def test_without_a_table_a_declined_run_still_returns_its_result():
+    once = make_idempotent(lambda: (_ for _ in ()).throw(NotRemembered("r")), None, 600)
+    assert once(INCIDENT) == "r"
 
 
-def test_incident_key_of_a_kms_denial_is_about_the_principal_key_and_action():
-    caller = Caller("AssumedRole", f"arn:aws:iam::{ACCOUNT}:role/app", ACCOUNT,
-                    session_arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/app/s1")
-    incident = Incident(Trigger.KMS_ACCESS_DENIED, "e-9", "aws.kms", "AWS API Call via CloudTrail", ACCOUNT,
-                        "us-east-1", caller=caller, action="kms:Decrypt", key_arns=(KEY,))
-    assert incident_key(incident) == {"account": ACCOUNT, "trigger": "kms-access-denied",
-                                      "subject": f"arn:aws:iam::{ACCOUNT}:role/app", "key_arns": [KEY],
-                                      "action": "kms:Decrypt"}
+@pytest.mark.parametrize("key, message", [
+    ("not a mapping", "mapping"),
+    ({**INCIDENT, "event_id": "abc"}, "event_id"),
+    ({**INCIDENT, "account": 111122223333}, "account must be a string"),
+    ({**INCIDENT, "key_arns": {"a": 1}}, "key_arns must be a list"),
+    ({**INCIDENT, "key_arns": [KEY, 7]}, "key_arns must be a string"),
+    ({**INCIDENT, "principal": "arn:aws:iam::111122223333:user/x"}, "principal must be a mapping"),
+    ({**INCIDENT, "principal": {"arn": "a", "time": "t"}}, "time"),
+    ({**INCIDENT, "principal": {"arn": ["a"]}}, "principal.arn must be a string"),
+])
+def test_a_malformed_key_is_refused_with_a_clear_error_and_nothing_runs(ddb, key, message):
+    fn = Counter()
+    once = make_idempotent(fn, TABLE, 600, dynamodb_client=ddb)
+    with pytest.raises(ValueError, match=message):
+        once(key)
+    assert fn.calls == [] and _items(ddb, "incident#") == []
 
 
-def test_incident_key_of_ebs_and_ec2_events():
-    ebs = Incident(Trigger.EBS_VOLUME_FAILURE, "e", "aws.ec2", "EBS Volume Notification", ACCOUNT, "us-east-1",
-                   volume_id="vol-1", ebs_operation="createVolume", key_arns=(KEY,))
-    ec2 = Incident(Trigger.EC2_LAUNCH_FAILURE, "e", "aws.ec2", "EC2 Instance State-change Notification", ACCOUNT,
-                   "us-east-1", instance_id="i-1", instance_state="terminated")
-    assert (incident_key(ebs)["subject"], incident_key(ebs)["action"]) == ("vol-1", "createVolume")
-    assert incident_key(ec2)["subject"] == "i-1"
+def test_the_canonical_key_has_every_field_and_the_whole_principal():
+    key = normalise_incident_key({"account": ACCOUNT, "principal": {"arn": "a"}, "key_arns": KEY})
+    assert list(key) == list(INCIDENT_FIELDS)
+    assert key["principal"] == {name: ("a" if name == "arn" else "") for name in PRINCIPAL_FIELDS}
+    assert key["key_arns"] == [KEY]
