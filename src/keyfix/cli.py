@@ -118,12 +118,15 @@ def _parser() -> argparse.ArgumentParser:
     rollback = sub.add_parser(
         "rollback",
         help="undo one change keyfix applied, if nobody changed it since",
-        description="Undo the change CHANGE_ID (see `keyfix history`) while what keyfix wrote is still in "
-        "force; otherwise show what changed since (unified diff on stderr) and exit 2.",
+        description="Undo the change CHANGE_ID (see `keyfix history`): remove exactly what keyfix added, "
+        "while it is still in force, and only if the audit record's MAC verifies; otherwise say why "
+        "(unified diff on stderr) and exit 2.",
     )
     rollback.add_argument("change_id", metavar="CHANGE_ID")
     rollback.add_argument("--by", help="who rolls back, for the audit record (default: the caller's ARN)")
     rollback.add_argument("--table", help="override KEYFIX_TABLE_NAME")
+    rollback.add_argument("--audit-key", metavar="ARN", help="override KEYFIX_AUDIT_KEY_ARN (the KMS HMAC key that "
+                          "proves an audit record is keyfix's; without it rollback refuses)")
     rollback.add_argument("--wait", type=float, metavar="SECONDS", help="wait this long for the key's write lock (default 20)")
     rollback.add_argument("--format", choices=["json", "text"], default="text")
     rollback.set_defaults(func=_cmd_rollback)
@@ -135,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     history.add_argument("--key", metavar="ARN", help="only changes to this key")
     history.add_argument("--table", help="override KEYFIX_TABLE_NAME")
+    history.add_argument("--audit-key", metavar="ARN", help="override KEYFIX_AUDIT_KEY_ARN (checks each record's MAC)")
     history.add_argument("--format", choices=["json", "text"], default="text")
     history.set_defaults(func=_cmd_history)
 
