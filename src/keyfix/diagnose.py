@@ -119,6 +119,8 @@ def _diagnose_need_model(need: AccessNeed, key: KeyFacts | None, principal: Prin
     if blocked:
         return blocked
     assert key is not None
+    if need.principal.startswith("arn:"):
+        names.principal_arn(need.principal)  # before any model or fix sees the event's text
     service = slr_service(need.principal, account=incident.account)
     if service and principal is not None and principal.exists is False:
         return Finding(Cause.SERVICE_LINKED_ROLE_MISSING, need.principal, key.arn, ops,
@@ -138,7 +140,29 @@ def _diagnose_need_model(need: AccessNeed, key: KeyFacts | None, principal: Prin
         return Finding(Cause.NO_MISSING_PERMISSION, need.principal, key.arn, ops,
                        "The permissions in force allow every operation now: "
                        + _decisive_text(decisions) + ".", resource=need.resource)
-    return _diagnose_denial(need, key, principal, incident, model, denied)
+    unknown = {op: d for op, d in denied.items() if d.decision == "Undetermined"}
+    if unknown and not any(d.decision == "ExplicitlyDenied" for d in denied.values()):
+        return _undetermined_by_unknowns(need, key, unknown)
+    finding = _diagnose_denial(need, key, principal, incident, model, denied)
+    if model.readings:
+        blocker = ("the decision rests on a reading AWS's documentation does not decide ("
+                   + ", ".join(sorted(model.readings)) + "); keyfix proposes it but never writes on it")
+        for fix in finding.fixes:
+            fix.write_blockers.append(blocker)
+    return finding
+
+
+def _undetermined_by_unknowns(need: AccessNeed, key: KeyFacts, unknown: dict[str, Decision]) -> Finding:
+    """The decision depends on what keyfix could not know (an organisation id, a tag, a
+    policy layer it cannot read): unknown is not denied, so nothing is proposed or written."""
+    keys = sorted({k for d in unknown.values() for k in d.undetermined_by})
+    possible = sorted({p for d in unknown.values() for p in d.possible})
+    return Finding(Cause.UNDETERMINED, need.principal, key.arn, sorted(unknown),
+                   f"Whether {need.principal} may {', '.join(sorted(unknown))} on {key.arn} depends on "
+                   f"{', '.join(keys) or 'something keyfix could not read'}, which keyfix could not know; the "
+                   f"decision could be {' or '.join(possible) or 'either way'}. keyfix proposes and writes nothing "
+                   "on an unknown: check those values, or the failure's own error message.",
+                   resource=need.resource)
 
 
 def _diagnose_denial(need: AccessNeed, key: KeyFacts, principal: PrincipalFacts | None, incident: Incident,

@@ -85,6 +85,9 @@ class Fix:
     document: Any = None
     cli: list[str] = field(default_factory=list)
     reason: str | None = None
+    # Why `apply` must not carry this fix out even if every safety rule passes (the decision
+    # rests on a reading AWS's pages do not decide). Not part of the report; `reason` says it.
+    write_blockers: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -37,6 +37,9 @@ class Model:
         boundary = principal.permission_boundary if principal else None
         self.boundaries = (Policy.parse(boundary, "permission_boundaries[0]"),) if boundary else ()
         self.grants = tuple(Grant.from_aws(g) for g in key.grants or ())
+        # Project readings (policy.unknowns.READINGS) any decision so far rested on: good for
+        # an explanation, never a reason to write.
+        self.readings: set[str] = set()
 
     def policies(self, key_statements: list[dict] = (), identity_doc: dict | None = None,
                  grant: dict | None = None, key_policy_known: bool = True) -> PolicySet:
@@ -55,7 +58,10 @@ class Model:
 
     def decide_all(self, policies: PolicySet | None = None, ops: list[str] | None = None) -> dict[str, Decision]:
         policies = policies or self.policies()
-        return {op: evaluate(self.request(op), policies) for op in (ops or self.need.operations)}
+        decisions = {op: evaluate(self.request(op), policies) for op in (ops or self.need.operations)}
+        for decision in decisions.values():
+            self.readings.update(decision.project_readings)
+        return decisions
 
     def request(self, op: str) -> Request:
         context = dict(self.need.context)

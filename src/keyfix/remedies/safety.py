@@ -66,6 +66,8 @@ def check_fix(fix: Fix, *, principal: PrincipalFacts | None, key: KeyFacts | Non
     writer must use (None for a fix that names no principal: creating a service-linked role)."""
     if fix.target_account != account:
         raise Refusal(f"the change belongs to account {fix.target_account}; keyfix writes only in {account}")
+    if fix.write_blockers:
+        raise Refusal("; ".join(fix.write_blockers))
     if fix.kind == FixKind.CREATE_SERVICE_LINKED_ROLE:
         check_service_linked_role_creation(fix, principal, account, partition)
         return None
