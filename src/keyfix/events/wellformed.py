@@ -70,9 +70,10 @@ def text_problem(raw: Any) -> str | None:
                 return f"{path or '(event)'}: {problem}"
         elif isinstance(value, Mapping):
             for key, item in value.items():
+                where = f"{path}.{_printable(key)}" if path else _printable(key)
                 if isinstance(key, str) and (problem := _string_problem(key)):
-                    return f"{path or '(event)'}: a field name {problem}"
-                stack.append((item, f"{path}.{_printable(key)}" if path else _printable(key), depth + 1))
+                    return f"{where}: the field name {problem}"
+                stack.append((item, where, depth + 1))
         elif isinstance(value, list):
             stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
     return None
