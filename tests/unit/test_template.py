@@ -237,10 +237,16 @@ CONTRACT_VARIABLES = {  # shared/contract/README.md, "Configuration"
 }
 
 
+# Additions to the contract's configuration (README, "Deploy"), read where they are used.
+ADDED_VARIABLES = {
+    "KEYFIX_AUDIT_KEY_ARN": ({"Fn::GetAtt": ["AuditMacKey", "Arn"]}, "src/keyfix/store/common.py"),
+}
+
+
 def test_environment_matches_contract(resources):
     env = resources["KeyfixFunction"]["Properties"]["Environment"]["Variables"]
     keyfix_vars = {k: v for k, v in env.items() if k.startswith("KEYFIX_")}
-    assert keyfix_vars == CONTRACT_VARIABLES
+    assert keyfix_vars == {**CONTRACT_VARIABLES, **{k: v for k, (v, _) in ADDED_VARIABLES.items()}}
     assert env["POWERTOOLS_SERVICE_NAME"] == "keyfix"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "keyfix"
     assert env["LOG_LEVEL"] == {"Ref": "LogLevel"}
@@ -252,6 +258,8 @@ def test_code_reads_the_variables_the_template_sets():
     config = (ROOT / "src" / "keyfix" / "config.py").read_text(encoding="utf-8")
     read = set(re.findall(r"""["'](KEYFIX_[A-Z_]+)["']""", config))
     assert set(CONTRACT_VARIABLES) <= read
+    for name, (_, where) in ADDED_VARIABLES.items():
+        assert f'"{name}"' in (ROOT / where).read_text(encoding="utf-8"), (name, where)
 
 
 def test_mode_parameter(tpl):
@@ -758,7 +766,72 @@ def test_alarms_notify_the_topic(resources):
 
 
 def test_outputs(tpl):
-    assert {"FunctionArn", "TopicArn", "TableName", "DlqUrl"} <= set(tpl["Outputs"])
+    assert {"FunctionArn", "TopicArn", "TableName", "DlqUrl", "AuditKeyArn"} <= set(tpl["Outputs"])
+
+
+# ------------------------------------------------------------------ audit record MAC key
+
+
+def _audit_key_statements(tpl, **params):
+    key = Resolver(tpl, **params).resolve(tpl["Resources"]["AuditMacKey"])
+    return key, key["Properties"]["KeyPolicy"]["Statement"]
+
+
+def test_audit_key_is_an_hmac_key_kept_with_the_table(resources):
+    key = resources["AuditMacKey"]
+    assert key["Type"] == "AWS::KMS::Key"
+    assert key["Properties"]["KeySpec"] == "HMAC_256"
+    assert key["Properties"]["KeyUsage"] == "GENERATE_VERIFY_MAC"
+    assert "EnableKeyRotation" not in key["Properties"]  # HMAC keys do not support it
+    # Records live 400 days in a retained table; the key must outlive a stack deletion too.
+    assert key["DeletionPolicy"] == key["UpdateReplacePolicy"] == "Retain"
+    assert resources["KeyfixTable"]["DeletionPolicy"] == "Retain"
+
+
+@pytest.mark.parametrize("signers", ["", "arn:aws:iam::111122223333:role/oncall,arn:aws:iam::111122223333:user/ops"])
+def test_only_keyfix_and_the_named_signers_may_mac_records(tpl, signers):
+    _, statements = _audit_key_statements(tpl, AuditSigners=signers)
+    root = f"arn:aws:iam::{ACCOUNT}:root"
+    assert all(s["Principal"] == {"AWS": root} for s in statements)
+    assert all("kms:*" not in as_list(s["Action"]) and "*" not in as_list(s["Action"]) for s in statements)
+    (sign,) = [s for s in statements if "kms:GenerateMac" in as_list(s["Action"])]
+    assert as_list(sign["Action"]) == ["kms:GenerateMac"]
+    expected = [f"arn:aws:iam::{ACCOUNT}:role/keyfix/*", *filter(None, signers.split(","))]
+    assert sign["Condition"] == {"ArnLike": {"aws:PrincipalArn": expected}}
+    # The administrators manage the key but cannot MAC without the condition above.
+    admin = [s for s in statements if "kms:PutKeyPolicy" in as_list(s["Action"])]
+    assert admin and not any("kms:GenerateMac" in as_list(s["Action"]) for s in admin)
+    assert any(as_list(s["Action"]) == ["kms:VerifyMac"] and "Condition" not in s for s in statements)
+
+
+def test_keyfix_role_path_is_the_one_the_key_policy_trusts(resources, tpl):
+    _, statements = _audit_key_statements(tpl)
+    (sign,) = [s for s in statements if "kms:GenerateMac" in as_list(s["Action"])]
+    path = resources["KeyfixRole"]["Properties"]["Path"]
+    own_role = f"arn:aws:iam::{ACCOUNT}:role{path}keyfix-KeyfixRole-ABCDEF"
+    assert any(_wildcard(p, own_role) for p in sign["Condition"]["ArnLike"]["aws:PrincipalArn"])
+    assert not any(_wildcard(p, f"arn:aws:iam::{ACCOUNT}:role/app") for p in sign["Condition"]["ArnLike"]["aws:PrincipalArn"])
+
+
+@pytest.mark.parametrize("mode", ["propose", "apply"])
+def test_function_may_mac_and_verify_with_the_audit_key_only(tpl, mode):
+    allows = effective_allows(tpl, Mode=mode)
+    for action in ("kms:GenerateMac", "kms:VerifyMac"):
+        (stmt,) = _stmts_with(allows, action)
+        assert stmt["Resource"] == {"Fn::GetAtt": ["AuditMacKey", "Arn"]}
+        assert set(as_list(stmt["Action"])) == {"kms:GenerateMac", "kms:VerifyMac"}
+
+
+@pytest.mark.parametrize(("value", "ok"), [
+    ("", True),
+    ("arn:aws:iam::111122223333:role/oncall", True),
+    ("arn:aws:iam::111122223333:role/a,arn:aws:iam::111122223333:user/b", True),
+    ("*", False),
+    ("arn:aws:iam::111122223333:role/a, arn:aws:iam::111122223333:role/b", False),
+    ("arn:aws:iam::*:role/a", False),
+])
+def test_audit_signers_parameter_is_validated(tpl, value, ok):
+    assert bool(re.fullmatch(tpl["Parameters"]["AuditSigners"]["AllowedPattern"], value)) is ok
 
 
 def test_serverless_repo_metadata(tpl):
