@@ -19,6 +19,11 @@ unexplained.
 KNOWN_DIFFERENCES are the cases where keyfix is right (documented, intended).
 UNDECIDED are disagreements the documentation does not settle; they are isolated and
 counted like the others, and listed for the policy author to decide.
+PROJECT_READINGS are the classes AWS's pages do not decide and keyfix decides by a
+reading of its own (issue #10, 4). keyfix keeps the reading for its explanations but
+marks every decision resting on it (`Decision.project_readings`, unknowns.READINGS), and
+`apply` must not write on such a decision. A Difference whose class is one of them names
+it in `project_reading`.
 KEYFIX_BUGS are disagreements where the documentation says iam-simulate is right and
 keyfix is wrong; they fail the differential run until fixed, and each has a
 strict-xfail test (test_known_differences.py) that turns red once keyfix is fixed.
@@ -29,6 +34,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from keyfix.policy.unknowns import (
+    READING_BOOL_VARIABLE,
+    READING_GRANT_LIMITS,
+    READING_NOTPRINCIPAL_SESSION,
+    READING_WILDCARD_BOUNDARY,
+)
 
 from case_views import (
     ALLOWED,
@@ -63,6 +75,8 @@ __all__ = [
     "ALL_DIFFERENCES",
     "KEYFIX_BUGS",
     "KNOWN_DIFFERENCES",
+    "PROJECT_READINGS",
+    "ProjectReading",
     "UNDECIDED",
     "Difference",
     "is_cross_account",  # facts the differential test reads, re-exported
@@ -87,6 +101,8 @@ class Difference:
     # A minimal case; the tests check both engines answer `example_decisions` on it.
     example: dict = field(default_factory=dict)
     example_decisions: tuple[str, str] = (ALLOWED, IMPLICIT)
+    # The project reading (PROJECT_READINGS) this class rests on, if any.
+    project_reading: str | None = None
 
     def relevant(self, case: dict, keyfix: dict) -> bool:
         """The case has this difference's shape (whatever the decisions)."""
@@ -363,6 +379,7 @@ KNOWN_DIFFERENCES: tuple[Difference, ...] = (
         ),
         decisions=frozenset({(IMPLICIT, ALLOWED)}),
         oracle_view=wildcard_allows_name_the_session_issuer,
+        project_reading=READING_WILDCARD_BOUNDARY,
         example=_doc(
             {"principal": f"arn:aws:sts::{A}:assumed-role/AppRole/i-0abc123", "action": "kms:Decrypt", "resource": KEY},
             resource_policy={"Version": V, "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"}]},
@@ -390,3 +407,100 @@ UNDECIDED: tuple[Difference, ...] = ()
 KEYFIX_BUGS: tuple[Difference, ...] = ()
 
 ALL_DIFFERENCES = KNOWN_DIFFERENCES + UNDECIDED + KEYFIX_BUGS
+
+
+# --- project readings -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProjectReading:
+    """A case AWS's documentation does not decide, and keyfix's reading of it.
+
+    `example`: a simulate document whose decision rests on the reading: keyfix must give
+    `keyfix_decision` and mark it with `name` (test_known_differences.py)."""
+
+    name: str  # as in keyfix.policy.unknowns.READINGS
+    docs: tuple[str, ...]
+    reading: str  # what keyfix decides, and what the pages leave open
+    example: dict
+    keyfix_decision: str
+
+
+_SESSION = f"arn:aws:sts::{A}:assumed-role/AppRole/i-0abc123"
+_ROLE = f"arn:aws:iam::{A}:role/AppRole"
+_S3_ONLY = {"Version": V, "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
+
+PROJECT_READINGS: tuple[ProjectReading, ...] = (
+    ProjectReading(
+        name=READING_WILDCARD_BOUNDARY,
+        docs=(
+            "https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies.html#policies_session",
+            "https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html",
+        ),
+        reading=(
+            'A key-policy Allow with Principal "*" counts, for a session, as naming its role (or the IAM '
+            "user who federated): limited by the permissions boundary. The pages exempt only a policy "
+            'naming the session ARN and say nothing of "*". iam-simulate reads it the other way (the '
+            "known difference wildcard-principal-does-not-exempt-a-session-from-its-permissions-boundary)."
+        ),
+        example=_doc(
+            {"principal": _SESSION, "action": "kms:Decrypt", "resource": KEY},
+            resource_policy={"Version": V, "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"}]},
+            permission_boundaries=[_S3_ONLY],
+        ),
+        keyfix_decision=IMPLICIT,
+    ),
+    ProjectReading(
+        name=READING_GRANT_LIMITS,
+        docs=(
+            "https://docs.aws.amazon.com/kms/latest/developerguide/grants.html",
+            "https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies.html#policies_session",
+        ),
+        reading=(
+            "A grant allows its grantee without any policy, so keyfix lets a grant to a role allow the "
+            "role's sessions whatever their session policy or permissions boundary. The KMS pages do not "
+            "say whether session policies or boundaries limit grants; the IAM pages do not mention grants."
+        ),
+        example=_doc(
+            {"principal": _SESSION, "action": "kms:Decrypt", "resource": KEY},
+            resource_policy={"Version": V, "Statement": [_ROOT_DELEGATION]},
+            session_policy=_S3_ONLY,
+            grants=[{"GrantId": "g-1", "GranteePrincipal": _ROLE, "Operations": ["Decrypt"], "Constraints": None}],
+        ),
+        keyfix_decision=ALLOWED,
+    ),
+    ProjectReading(
+        name=READING_NOTPRINCIPAL_SESSION,
+        docs=("https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notprincipal.html",),
+        reading=(
+            "A Deny with NotPrincipal naming some but not all of a session's ARNs (account, role, session): "
+            "keyfix reads any of them as leaving the session out. The page only recommends naming the "
+            "account and the role too (\"AWS might validate the account first\") and does not say what "
+            "happens otherwise."
+        ),
+        example=_doc(
+            {"principal": _SESSION, "action": "kms:Decrypt", "resource": KEY},
+            resource_policy={"Version": V, "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": _ROLE}, "Action": "kms:Decrypt", "Resource": "*"},
+                {"Effect": "Deny", "NotPrincipal": {"AWS": _ROLE}, "Action": "kms:*", "Resource": "*"},
+            ]},
+        ),
+        keyfix_decision=ALLOWED,
+    ),
+    ProjectReading(
+        name=READING_BOOL_VARIABLE,
+        docs=("https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html#policy-vars-conditionelement",),
+        reading=(
+            "A policy variable as the value of a Bool condition: keyfix substitutes it. The variables page "
+            "names string and ARN operators for variables in condition values and does not decide Bool."
+        ),
+        example=_doc(
+            {"principal": _SESSION, "action": "kms:Decrypt", "resource": KEY, "context": {"kms:GrantIsForAWSResource": "false"}},
+            resource_policy={"Version": V, "Statement": [{
+                "Effect": "Allow", "Principal": {"AWS": _ROLE}, "Action": "kms:Decrypt", "Resource": "*",
+                "Condition": {"Bool": {"kms:GrantIsForAWSResource": "${aws:PrincipalIsAWSService}"}},
+            }]},
+        ),
+        keyfix_decision=ALLOWED,
+    ),
+)

@@ -44,9 +44,12 @@ KEY_ACCOUNT = "111122223333"
 OTHER_ACCOUNT = "444455556666"
 THIRD_ACCOUNT = "777788889999"  # named in policies, never makes requests
 REGION = "us-east-1"
+ORG_ID = "o-a1b2c3d4e5"  # the key owner's organisation
+OTHER_ORG_ID = "o-f6g7h8i9j0"
 KEY_ID = "1a2b3c4d-5e6f-1a2b-3c4d-5e6f1a2b3c4d"
 OTHER_KEY_ID = "0f9e8d7c-6b5a-4f3e-2d1c-0b9a8f7e6d5c"
 KEY_ARN = f"arn:aws:kms:{REGION}:{KEY_ACCOUNT}:key/{KEY_ID}"
+ALIAS_ARN = f"arn:aws:kms:{REGION}:{KEY_ACCOUNT}:alias/ebs-key"
 OTHER_KEY_ARN = f"arn:aws:kms:{REGION}:{KEY_ACCOUNT}:key/{OTHER_KEY_ID}"
 
 ASG_SLR_NAME = "AWSServiceRoleForAutoScaling"
@@ -110,6 +113,9 @@ HOT_ACTIONS = (
     "kms:ListGrants",
     "kms:RevokeGrant",
 )
+# Alias operations on an alias resource: authorised by IAM policies alone; the key policy is
+# a separate check on the key ARN (https://docs.aws.amazon.com/kms/latest/developerguide/alias-access.html).
+ALIAS_ACTIONS = ("kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias")
 # Actions whose only resource is "*": authorised by IAM policies alone.
 WILDCARD_ONLY_ACTIONS = ("kms:CreateKey", "kms:ListKeys", "kms:ListAliases", "kms:GenerateRandom")
 
@@ -144,6 +150,8 @@ ACTION_PATTERNS = (
     "kms:Sign",
     "kms:GenerateMac",
     "kms:?ecrypt",
+    "kms:CreateAlias",
+    "kms:*Alias",
     "ec2:*",
     "s3:GetObject",
 )
@@ -431,6 +439,14 @@ def _condition_clauses(req: Principal) -> list[tuple[str, str, list[str]]]:
         ("StringNotEquals", "aws:PrincipalType", ["Account"]),
         ("StringLike", "aws:username", ["al*"]),
         ("Null", "aws:username", ["true"]),
+        # Organisation conditions: how organisations share keys and fence them
+        # (reference_policies_condition-keys.html#condition-keys-principalorgid).
+        ("StringEquals", "aws:PrincipalOrgID", [ORG_ID]),
+        ("StringEquals", "aws:PrincipalOrgID", [ORG_ID, OTHER_ORG_ID]),
+        ("StringNotEquals", "aws:PrincipalOrgID", [ORG_ID]),
+        ("StringNotEqualsIfExists", "aws:PrincipalOrgID", [ORG_ID]),
+        ("StringLike", "aws:PrincipalOrgID", ["o-a1*"]),
+        ("Null", "aws:PrincipalOrgID", ["true"]),
     ]
 
 
@@ -455,7 +471,8 @@ RESOURCE_PATTERNS = (
     "arn:aws:kms:*:*:key/*",
     OTHER_KEY_ARN,
     f"arn:aws:kms:{REGION}:{OTHER_ACCOUNT}:key/*",
-    f"arn:aws:kms:{REGION}:{KEY_ACCOUNT}:alias/ebs-key",
+    ALIAS_ARN,
+    f"arn:aws:kms:{REGION}:{KEY_ACCOUNT}:alias/*",
     "arn:aws:kms:*:${aws:PrincipalAccount}:key/*",
 )
 
@@ -567,10 +584,23 @@ _VIA_EBS_FOR_ACCOUNT = {
 }
 
 
+# A key shared with the whole organisation: Principal "*" limited by aws:PrincipalOrgID.
+_ORG_SHARE = {
+    "Sid": "AllowOrganization",
+    "Effect": "Allow",
+    "Principal": "*",
+    "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:CreateGrant", "kms:DescribeKey"],
+    "Resource": "*",
+    "Condition": {"StringEquals": {"aws:PrincipalOrgID": ORG_ID}},
+}
+
+
 def draw_key_policy(draw, req: Principal) -> dict:
     stmts: list[dict] = []
     if chance(draw, 1, 10):
         stmts.append(_VIA_EBS_FOR_ACCOUNT)
+    if chance(draw, 1, 8):
+        stmts.append(_ORG_SHARE)
     if chance(draw, 6, 10):
         stmts.append(root_delegation())
     if chance(draw, 1, 5):
@@ -690,8 +720,11 @@ def draw_request_context(draw, req: Principal, action: str) -> dict:
             ctx["aws:PrincipalArn"] = req.identity_arn
         if chance(draw, 1, 10):
             ctx["aws:PrincipalAccount"] = req.account
-        if action not in WILDCARD_ONLY_ACTIONS and chance(draw, 1, 10):
+        if action not in WILDCARD_ONLY_ACTIONS and action not in ALIAS_ACTIONS and chance(draw, 1, 10):
             ctx["kms:CallerAccount"] = req.account
+        if chance(draw, 1, 3):
+            # The caller's organisation, known here (keyfix's diagnosis may not know it).
+            ctx["aws:PrincipalOrgID"] = pick(draw, (ORG_ID, ORG_ID, OTHER_ORG_ID))
     return ctx
 
 
@@ -705,16 +738,21 @@ def draw_case(draw) -> dict:
     r = pick(draw, _RANGES[40])
     if r == 0 and req.kind != "service":
         action = pick(draw, WILDCARD_ONLY_ACTIONS)
+    elif r == 1 and req.kind != "service":
+        action = pick(draw, ALIAS_ACTIONS)
     elif r < 28:
         action = pick(draw, HOT_ACTIONS)
     else:
         action = pick(draw, _ALL_KEY_ACTIONS)
     wildcard_only = action in WILDCARD_ONLY_ACTIONS
+    alias = action in ALIAS_ACTIONS
 
     request: dict = {"principal": req.arn, "action": action}
     if wildcard_only:
         request["resource"] = "*"
         request["resource_account"] = req.account
+    elif alias:
+        request["resource"] = ALIAS_ARN  # an alias has no resource policy: no key policy below
     else:
         request["resource"] = KEY_ARN
         if chance(draw, 1, 4):
@@ -724,7 +762,7 @@ def draw_case(draw) -> dict:
         request["context"] = ctx
 
     doc: dict = {"request": request}
-    if not wildcard_only and not chance(draw, 1, 20):
+    if not wildcard_only and not alias and not chance(draw, 1, 20):
         doc["resource_policy"] = draw_key_policy(draw, req)
     if req.kind not in ("service", "root"):
         ids = draw_identity_policies(draw, req)
@@ -739,7 +777,7 @@ def draw_case(draw) -> dict:
         doc["rcps"] = draw_rcp_levels(draw, req)
     if req.kind in ("role", "session") and chance(draw, 1, 5) or req.kind == "federated" and chance(draw, 2, 3):
         doc["session_policy"] = _policy(draw_statements(draw, req, "identity", 1, 2, allow_percent=90))
-    if not wildcard_only and req.kind in ("slr-session", "session", "role", "user", "federated") and chance(draw, 1, 20):
+    if not wildcard_only and not alias and req.kind in ("slr-session", "session", "role", "user", "federated") and chance(draw, 1, 20):
         doc["grants"] = draw_grants(draw, req)
     return doc
 

@@ -85,6 +85,28 @@ if kd.KEYFIX_BUGS:
         assert _decide(entry.example)["decision"] == entry.example_decisions[1]
 
 
+def test_every_project_reading_is_marked():
+    from keyfix.policy.unknowns import READINGS
+
+    assert [r.name for r in kd.PROJECT_READINGS] == list(READINGS)
+    for reading in kd.PROJECT_READINGS:
+        assert reading.docs and all(url.startswith("https://docs.aws.amazon.com/") for url in reading.docs)
+    for entry in kd.ALL_DIFFERENCES:
+        assert entry.project_reading in (None, *READINGS), entry.name
+
+
+@pytest.mark.parametrize("reading", kd.PROJECT_READINGS, ids=lambda r: r.name)
+def test_project_reading_example_is_flagged(reading):
+    out = _decide(reading.example)
+    assert out["decision"] == reading.keyfix_decision
+    assert out["project_readings"] == [reading.name]
+
+
+@_by_name([d for d in kd.ALL_DIFFERENCES if d.project_reading])
+def test_a_difference_resting_on_a_reading_is_flagged(entry):
+    assert _decide(entry.example).get("project_readings") == [entry.project_reading]
+
+
 @_by_name(rg.REGRESSIONS)
 def test_regression_stays_fixed(entry: rg.Regression, oracle):
     assert _decide(entry.example)["decision"] == entry.aws_decision
