@@ -91,7 +91,7 @@ def _fix(data: Any, where: str) -> Fix:
         kind, status = FixKind(data.get("kind")), FixStatus(data.get("status"))
     except ValueError as exc:
         raise StoredReportError(f"{where}: {exc}") from None
-    cli = _require(data.get("cli") or [], list, f"{where}.cli")
+    cli = _require(data.get("cli"), list, f"{where}.cli")
     return Fix(kind=kind, status=status,
                target_account=_require(data.get("target_account"), str, f"{where}.target_account"),
                target=_require(data.get("target"), str, f"{where}.target"),
@@ -106,16 +106,16 @@ def _finding(data: Any, where: str) -> Finding:
         cause = Cause(data.get("cause"))
     except ValueError as exc:
         raise StoredReportError(f"{where}: {exc}") from None
-    operations = _require(data.get("operations") or [], list, f"{where}.operations")
-    fixes = _require(data.get("fixes") or [], list, f"{where}.fixes")
+    operations = _require(data.get("operations"), list, f"{where}.operations")
+    fixes = _require(data.get("fixes"), list, f"{where}.fixes")
     return Finding(cause=cause,
                    principal=_optional_text(data.get("principal"), f"{where}.principal"),
                    key_arn=_optional_text(data.get("key_arn"), f"{where}.key_arn"),
                    operations=[_require(o, str, f"{where}.operations[]") for o in operations],
-                   explanation=_require(data.get("explanation", ""), str, f"{where}.explanation"),
+                   explanation=_require(data.get("explanation"), str, f"{where}.explanation"),
                    fixes=[_fix(f, f"{where}.fixes[{i}]") for i, f in enumerate(fixes)],
                    resource=_optional_text(data.get("resource"), f"{where}.resource"),
-                   predicted=bool(data.get("predicted", False)))
+                   predicted=_require(data.get("predicted", False), bool, f"{where}.predicted"))
 
 
 def _read(stored: Any) -> tuple[dict[str, Any], str | None]:
@@ -139,7 +139,7 @@ def duplicate_report(stored: Any, event: EventRef, mode: Mode) -> DuplicateRepor
         event_block = _require(first.get("event"), dict, "report.event")
         first_id = _require(event_block.get("id"), str, "report.event.id")
         findings = [_finding(f, f"report.findings[{i}]")
-                    for i, f in enumerate(_require(first.get("findings") or [], list, "report.findings"))]
+                    for i, f in enumerate(_require(first.get("findings"), list, "report.findings"))]
         first_mode = Mode(first.get("mode", mode))
     except (StoredReportError, ValueError) as exc:
         log.warning("the stored first report of this incident cannot be read: %s", exc)
