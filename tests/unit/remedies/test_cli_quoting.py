@@ -476,12 +476,8 @@ def test_the_issue_examples_end_in_an_undetermined_finding_with_no_fix(principal
     key_arn = f"arn:aws:kms:us-east-1:{account}:key/{KEY_ID}"
     (finding,) = diagnose(_situation(principal, key_arn, scenario, None))
     assert (finding.cause, finding.fixes) == (Cause.UNDETERMINED, [])
-    if scenario == "foreign-key" and ":user/" in principal:
-        # plan.identity_fix asks the model before it builds the CLI; for a foreign key whose
-        # policy is unreadable the model already finds no sufficient fix, and says so.
-        assert REFUSAL in finding.explanation or "No fix keyfix may offer" in finding.explanation
-    else:
-        assert REFUSAL in finding.explanation and "name" in finding.explanation
+    # The diagnosis checks the principal before any model or fix sees it, so the refusal says why.
+    assert REFUSAL in finding.explanation and "name" in finding.explanation
 
 
 def test_plan_builders_raise_invalid_name_for_a_hostile_key():
