@@ -3,6 +3,7 @@ Text goes to `out` and is flushed at every stage, so progress is visible while i
 
 from __future__ import annotations
 
+import shlex
 import textwrap
 from typing import Any, TextIO
 
@@ -87,7 +88,7 @@ class TextShow:
         self.line("AWS writes: " + ("; ".join(o.writes) if o.writes else "none"), 2)
         for change in o.changes:
             self.line(f"audit: change {change['change_id']} ({change['kind']}); undo with "
-                      f"`keyfix rollback {change['change_id']}`", 2)
+                      f"`keyfix rollback {shlex.quote(str(change['change_id']))}`", 2)
         why = o.scenario.expected(o.mode).why
         if why:
             self.line("Why it ends here: " + why, 2)

@@ -40,6 +40,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from keyfix.remedies.documents import command
 from keyfix.store import AUDIT_KEY_ENV, DEFAULT_LOCK_WAIT_SECONDS, AlreadyRolledBack, LockTimeout, UnknownChange
 
 EXIT_OK, EXIT_INTERNAL, EXIT_REFUSED = 0, 1, 2
@@ -306,8 +307,9 @@ def _rollback_grant(record: dict[str, Any], kms: Any) -> RollbackResult:
             found = None
         elif "AccessDenied" in (_error_code(exc) or ""):
             raise _refused(f"keyfix cannot read the grants of {key_arn} ({_error_code(exc)}), so it cannot confirm "
-                           f"that grant {grant_id} is still the one it made; not revoked (the key owner can: aws kms "
-                           f"revoke-grant --key-id {key_arn} --grant-id {grant_id})", calls) from None
+                           f"that grant {grant_id} is still the one it made; not revoked (the key owner can: "
+                           + command("aws", "kms", "revoke-grant", "--key-id", str(key_arn), "--grant-id",
+                                     str(grant_id)) + ")", calls) from None  # quoted: it may be pasted
         else:
             raise
     if found is None:
