@@ -489,3 +489,33 @@ def test_plan_builders_raise_invalid_name_for_a_hostile_key():
                        manager="AWS")
     with pytest.raises(InvalidName, match="Region"):
         plan.re_encrypt_fix(managed, "snap-0123456789abcdef0")
+
+
+# ---- quoting in general, and readability ------------------------------------------------------
+any_text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=24)
+
+
+def test_command_passes_any_text_as_exactly_one_argument(shell):
+    ran: Counter[str] = Counter()
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(st.one_of(any_text, segments.filter(lambda s: "\x00" not in s)), min_size=1, max_size=4))
+    def check(args):
+        ran["lines"] += run_lines(shell, [docs.command("aws", *args)], [["aws", *args]])
+
+    check()
+    assert ran["lines"] >= 100
+
+
+def test_safe_values_stay_unquoted_so_lines_read_as_usual():
+    slr = f"arn:aws:iam::{HERE}:role{SLR_PATH}{SLR_NAME}"
+    lines = docs.cli_add_key_policy_statements(KEY, docs.key_policy_statements(slr, ["kms:Decrypt"], []))
+    assert lines[0] == (f"aws kms get-key-policy --region us-east-1 --key-id {KEY} --policy-name default "
+                        "--query Policy --output text > keyfix-policy.json")
+    assert lines[1].startswith("jq --argjson add '[{") and \
+        lines[1].endswith("}]' '.Statement += $add' keyfix-policy.json > keyfix-policy.new.json")
+    assert lines[2] == (f"aws kms put-key-policy --region us-east-1 --key-id {KEY} --policy-name default "
+                        "--policy file://keyfix-policy.new.json")
+    (grant,) = docs.cli_create_grant(docs.grant_parameters(KEY, slr, ["Decrypt", "CreateGrant"]))
+    assert grant.startswith(f"aws kms create-grant --region us-east-1 --key-id {KEY} --grantee-principal {slr} "
+                            "--operations Decrypt CreateGrant --name keyfix-AWSServiceRoleForAutoScaling-")
