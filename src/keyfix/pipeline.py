@@ -26,8 +26,9 @@ def process_event(raw: Any, settings: Settings, gw=None, observer=None, *, store
     keyfix.idempotency.make_idempotent wrapper; with it an incident already handled within
     its window is not handled again: the report is then a keyfix.duplicates.DuplicateReport
     carrying the first run's findings, `duplicate_of` and `handled_at`. Raises
-    keyfix.idempotency.InProgressElsewhere when another invocation is handling the same incident right now. `time_left()`: seconds the
-    invocation has left; writes stop before it runs out (see remedies.apply)."""
+    keyfix.idempotency.InProgressElsewhere when another invocation is handling the same
+    incident right now. `time_left()`: seconds the invocation has left; writes stop before it
+    runs out (see remedies.apply)."""
     from keyfix.events import parse
 
     incident = parse(raw)
