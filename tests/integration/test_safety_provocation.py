@@ -400,7 +400,9 @@ _role_name = st.one_of(_name, st.sampled_from([SLR_NAME, SPOT_NAME, f"{SLR_NAME}
 @st.composite
 def provoked_identity(draw) -> dict:
     account = draw(_account)
-    kind = draw(st.sampled_from(["user", "session", "session-no-issuer", "service", "root", "account"]))
+    kind = draw(st.sampled_from(["user", "session", "session-no-issuer", "service", "root", "account", "documented"]))
+    if kind == "documented":  # any userIdentity type CloudTrail records (see identity_of_type below)
+        return identity_of_type(draw(st.sampled_from(IDENTITY_TYPES)), account)
     invoked_by = draw(st.sampled_from([None, "autoscaling.amazonaws.com", "ec2.amazonaws.com", "spot.amazonaws.com"]))
     extra = {"invokedBy": invoked_by} if invoked_by else {}
     name = draw(_role_name)
