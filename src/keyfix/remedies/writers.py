@@ -17,11 +17,18 @@ import json
 import logging
 from typing import Any
 
+# Imported only once an event needs a write (pipeline imports remedies after parsing), when
+# botocore is loaded for the gateway's clients anyway.
+from botocore.exceptions import BotoCoreError, ClientError
+
 from keyfix.remedies import safety
 from keyfix.remedies.plan import with_statements
 from keyfix.remedies.safety import CheckedPrincipal
 
 log = logging.getLogger("keyfix")
+
+# Only AWS's answers are judged here; any other exception is a bug and propagates.
+_AWS_ERRORS = (ClientError, BotoCoreError)
 
 
 class WriteFailed(Exception):
@@ -71,8 +78,6 @@ _SERVER_SIDE = ("InternalFailure", "InternalError", "ServiceUnavailable", "KMSIn
 
 
 def _answer_lost(exc: Exception) -> bool:
-    from botocore.exceptions import BotoCoreError, ClientError
-
     if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
         code = str(exc.response.get("Error", {}).get("Code", ""))
@@ -81,8 +86,6 @@ def _answer_lost(exc: Exception) -> bool:
 
 
 def _error_text(exc: Exception) -> str:
-    from botocore.exceptions import ClientError
-
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         return f"{exc.operation_name}: {err.get('Code')}: {err.get('Message')}"
@@ -141,7 +144,7 @@ def add_key_policy_statements(kms, checked: CheckedPrincipal, key_arn: str, stat
     # Never BypassPolicyLockoutSafetyCheck: KMS's own lockout check stays on.
     try:
         kms.put_key_policy(KeyId=key_arn, PolicyName="default", Policy=after_text)
-    except Exception as exc:
+    except _AWS_ERRORS as exc:
         if not _answer_lost(exc):
             raise WriteFailed(_error_text(exc)) from exc
         lost = f"the answer to PutKeyPolicy was lost ({_error_text(exc)})"
@@ -154,7 +157,7 @@ def _settle_key_policy(kms, key_arn: str, to_add: list[dict], after: dict, befor
                        lost: str | None) -> dict[str, Any]:
     try:
         readback = json.loads(kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"])
-    except Exception as exc:
+    except (*_AWS_ERRORS, ValueError) as exc:
         raise WriteUnverified(f"{lost or 'PutKeyPolicy succeeded'}, and the read-back failed "
                               f"({_error_text(exc)}); whether keyfix's statements are in force is unknown "
                               "until a later check") from exc
@@ -179,8 +182,6 @@ def _settle_key_policy(kms, key_arn: str, to_add: list[dict], after: dict, befor
 def create_grant(kms, checked: CheckedPrincipal, params: dict[str, Any], journal: Journal) -> dict[str, Any] | None:
     """A grant to the checked service-linked role, made from this account.
     https://docs.aws.amazon.com/kms/latest/APIReference/API_CreateGrant.html"""
-    from botocore.exceptions import ClientError
-
     request = {"KeyId": params["KeyId"], "GranteePrincipal": checked.arn,
                "Operations": list(params["Operations"]), "Name": params["Name"]}
     try:
@@ -198,12 +199,12 @@ def create_grant(kms, checked: CheckedPrincipal, params: dict[str, Any], journal
     journal.intent({"kind": "grant", "target": request["KeyId"], "principal": checked.arn, "grant": request})
     try:
         grant_id = kms.create_grant(**request)["GrantId"]
-    except Exception as exc:
+    except _AWS_ERRORS as exc:
         if not _answer_lost(exc):
             raise WriteFailed(_error_text(exc)) from exc
         try:
             grant_id = _matching_grant(kms, request)
-        except Exception as read_exc:
+        except _AWS_ERRORS as read_exc:
             raise WriteUnverified(f"the answer to CreateGrant was lost ({_error_text(exc)}) and ListGrants "
                                   f"failed ({_error_text(read_exc)}); a later check settles it") from read_exc
         if grant_id is None:
@@ -251,12 +252,12 @@ def put_identity_policy(iam, checked: CheckedPrincipal, document: dict[str, Any]
                     "policy_name": policy_name, "after": policy})
     try:
         put(**ref, PolicyDocument=json.dumps(policy))
-    except Exception as exc:
+    except _AWS_ERRORS as exc:
         if not _answer_lost(exc):
             raise WriteFailed(_error_text(exc)) from exc
         try:
             current = _inline_policy(iam, get, ref)
-        except Exception as read_exc:
+        except _AWS_ERRORS as read_exc:
             raise WriteUnverified(f"the answer to Put{entity}Policy was lost and the read-back failed "
                                   f"({_error_text(read_exc)})") from read_exc
         if current is None or canonical(current) != canonical(policy):
@@ -285,7 +286,7 @@ def create_service_linked_role(iam, service: str, journal: Journal) -> dict[str,
         if "has been taken" not in str(exc):  # AWS's wording when the role already exists
             raise WriteFailed(_error_text(exc)) from exc
         return {"created": False, "service": service}
-    except Exception as exc:
+    except _AWS_ERRORS as exc:
         if not _answer_lost(exc):
             raise WriteFailed(_error_text(exc)) from exc
         raise WriteUnverified(f"the answer to CreateServiceLinkedRole was lost ({_error_text(exc)})") from exc

@@ -22,7 +22,8 @@ import boto3
 import pytest
 from store_support import REGION, create_table
 
-from keyfix.remedies import apply
+from keyfix.remedies import writers
+from keyfix.remedies.safety import CheckedPrincipal
 from keyfix.store import Store
 
 pytestmark = pytest.mark.server
@@ -84,6 +85,14 @@ def _statement(i):
             "Action": ["kms:Decrypt"], "Resource": "*"}
 
 
+def _add(kms, key_arn, statement):
+    """keyfix's key-policy writer, for the one principal the statement names (no journal)."""
+    arn = statement["Principal"]["AWS"]
+    checked = CheckedPrincipal(arn, "role", arn.rsplit("/", 1)[-1], "111122223333", "test")
+    return writers.add_key_policy_statements(kms, checked, key_arn, [statement],
+                                             writers.Journal(None, "event", None, "test"))
+
+
 def _sids(kms, key_arn):
     policy = json.loads(kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"])
     return [s.get("Sid") for s in policy["Statement"]], policy
@@ -121,7 +130,7 @@ def test_concurrent_writers_under_the_lock_lose_nothing(setup):
             barrier.wait()
             with store.lock(setup.key_arn, owner=f"writer-{i}", ttl_seconds=30, wait_seconds=90):
                 start = time.monotonic()
-                change = apply.add_key_policy_statements(kms, setup.key_arn, [_statement(i)])
+                change = _add(kms, setup.key_arn, _statement(i))
                 intervals.append((start, time.monotonic()))
                 assert change["added_sids"] == [f"keyfix-use-writer-{i}"]
         except BaseException as exc:  # noqa: BLE001 - reported below
@@ -181,7 +190,7 @@ def test_writers_that_fail_or_die_holding_the_lock_lose_nobody_elses_statement(s
             start = time.monotonic()
             entries.append(time.time())
             try:
-                apply.add_key_policy_statements(kms, setup.key_arn, [_statement(i)])
+                _add(kms, setup.key_arn, _statement(i))
             except InjectedFailure:
                 intervals.append((start, time.monotonic()))
                 manager.__exit__(InjectedFailure, None, None)
@@ -227,7 +236,7 @@ def test_without_the_lock_an_interleaving_loses_an_update(setup):
             kms, _ = _session_clients(setup.endpoint)
             kms.meta.events.register("after-call.kms.GetKeyPolicy", lambda **_: read_event.set())
             kms.meta.events.register("before-call.kms.PutKeyPolicy", lambda **_: wait(put_waits_for))
-            results[name] = apply.add_key_policy_statements(kms, setup.key_arn, [_statement(name)])
+            results[name] = _add(kms, setup.key_arn, _statement(name))
         except BaseException as exc:  # noqa: BLE001
             errors.append((name, exc))
         finally:
