@@ -81,8 +81,23 @@ def statement_hits(
     for statement in policy.statements:
         if not statement.action_matches(rr.action_name, context):
             continue
+        if not slow:
+            # The hot path: nothing unknown, two-valued as AWS evaluates.
+            if not statement.resource_matches(resource, context):
+                continue
+            kinds = statement.principal_match(caller, has_boundary)
+            if not kinds:
+                if shapes is not None and statement.not_principals is not None and statement.names_part_of_session(caller):
+                    shapes.add(READING_NOTPRINCIPAL_SESSION)
+                continue
+            if statement.bool_variable and shapes is not None:
+                shapes.add(READING_BOOL_VARIABLE)
+            if statement.conditions and not statement.conditions_hold(context):
+                continue
+            hits.append(Hit(_ref(policy, statement), statement.effect, kinds))
+            continue
         atoms: list[str] = []
-        if slow and statement.resource_variables and unknowns.any_keys:
+        if statement.resource_variables and unknowns.any_keys:
             atoms += [v for v in statement.resource_variables if unknowns.key_unknown(v.lower())]
         if not atoms and not statement.resource_matches(resource, context):
             continue
@@ -100,13 +115,10 @@ def statement_hits(
         if statement.bool_variable and shapes is not None and not unknowns.readings:
             shapes.add(READING_BOOL_VARIABLE)
         if statement.conditions:
-            if slow:
-                unknown = _condition_atoms(statement, context, unknowns)
-                if unknown is None:
-                    continue
-                atoms += unknown
-            elif not statement.conditions_hold(context):
+            unknown = _condition_atoms(statement, context, unknowns)
+            if unknown is None:
                 continue
+            atoms += unknown
         hits.append(Hit(_ref(policy, statement), statement.effect, kinds, tuple(dict.fromkeys(atoms))))
     return hits
 
@@ -151,6 +163,7 @@ class Layers:
     shapes: set[str] = field(default_factory=set)  # project readings met (first pass)
     readings_open: bool = False  # the second pass: readings are unknowns
     assumed: frozenset[str] = frozenset()  # in a world: the atoms assumed to allow
+    uncertain: bool = False  # something unknown was in play when collecting (else: no maybe anywhere)
 
     def _all(self) -> list[list[Hit]]:
         everything = [self.key_policy, self.identity, *self.boundaries]
@@ -167,6 +180,8 @@ class Layers:
 
     @property
     def has_maybe(self) -> bool:
+        if not self.uncertain:
+            return False  # the hot path: no scan
         return bool(self.maybe_grants) or any(hit.atoms for hits in self._all() for hit in hits) or bool(
             self.readings_open and self.path_atoms()
         )
@@ -270,20 +285,20 @@ def collect(rr: ResolvedRequest, policies: PolicySet, unknowns: Unknowns = NONE)
 
     grants, unmet, maybe_grants = _grant_hits(rr, policies.grants, unknowns)
     layers = Layers(key_policy, identity, boundaries, session, scps, rcps, grants, unmet, notes, maybe_grants)
-    _reading_shapes(rr, layers, shapes, bool(policies.permission_boundaries) or boundary_unknown)
+    if caller.kind in ("role", "session", "federated"):
+        _reading_shapes(rr, layers, shapes, bool(policies.permission_boundaries) or boundary_unknown)
     layers.shapes = shapes
     layers.readings_open = unknowns.readings
+    layers.uncertain = unknowns.any_keys or unknowns.readings or bool(unknown_layers)
     return layers
 
 
 def _reading_shapes(rr: ResolvedRequest, layers: Layers, shapes: set[str], has_boundary: bool) -> None:
-    """The two readings about allow paths (unknowns.py; evaluate._paths uses them)."""
-    caller = rr.caller
-    if caller.kind not in ("role", "session", "federated"):
-        return
+    """The two readings about allow paths (unknowns.py; evaluate._paths uses them), for a
+    role, role session or federated user session."""
     if has_boundary and not rr.cross_account and any(WILDCARD in h.kinds for h in _allows(layers.key_policy)):
         shapes.add(READING_WILDCARD_BOUNDARY)
-    if (layers.grants or layers.maybe_grants) and (has_boundary or layers.session is not None or caller.kind == "federated"):
+    if (layers.grants or layers.maybe_grants) and (has_boundary or layers.session is not None or rr.caller.kind == "federated"):
         shapes.add(READING_GRANT_LIMITS)
 
 

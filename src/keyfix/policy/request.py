@@ -98,7 +98,7 @@ def resolve_request(request: Request) -> ResolvedRequest:
             raise PolicyError("request.resource_account", "needed: the resource names no account")
     elif not isinstance(account, str) or not _ACCOUNT.match(account):
         raise PolicyError("request.resource_account", f"{account!r} is not a 12-digit account id")
-    is_alias = resource != "*" and _ALIAS_ARN.match(resource) is not None
+    is_alias = ":alias/" in resource and _ALIAS_ARN.match(resource) is not None
     if is_alias and action.name not in _ALIAS_ACTIONS:
         raise PolicyError(
             "request.resource",
