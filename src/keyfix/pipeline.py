@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from keyfix.config import Settings
-from keyfix.report import Cause, EventRef, Report, Trigger
+from keyfix.report import Cause, EventRef, Mode, Report, Trigger
 
 log = logging.getLogger("keyfix")
 
@@ -40,7 +40,8 @@ def process_event(raw: Any, settings: Settings, gw=None, observer=None, *, store
         return report
 
     from keyfix.diagnose import diagnose
-    from keyfix.remedies.apply import carry_out
+    from keyfix.remedies.apply import WRITE_BUDGET_SECONDS, carry_out
+    from keyfix.remedies.settle import settle_now_and_then
     from keyfix.resolve import resolve
 
     if gw is None:
@@ -57,6 +58,9 @@ def process_event(raw: Any, settings: Settings, gw=None, observer=None, *, store
         report.findings = diagnose(situation)
         changes = carry_out(report.findings, situation, settings, gw, store=store, applied_by=applied_by,
                             time_left=time_left)
+        if settings.mode == Mode.APPLY and (time_left is None or time_left() > 2 * WRITE_BUDGET_SECONDS):
+            # Writes whose outcome an earlier run could not confirm: a read settles them.
+            settle_now_and_then(store, gw)
         if observer is not None:
             observer.record(report, changes)
         if settings.sns_topic_arn and _worth_notifying(report, changes, store, incident):

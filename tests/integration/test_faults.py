@@ -326,27 +326,42 @@ def test_sns_failure_keeps_the_fix_and_the_report_and_is_logged(a1: A1):
     assert any("SNS publish" in m and "InternalError" in m for m in errors), errors
 
 
-def test_read_back_that_lost_a_statement_restores_the_previous_policy(a1: A1):
-    before_text = a1.world.client("kms").get_key_policy(KeyId=a1.key, PolicyName="default")["Policy"]
+def _read_back_edited(a1: A1, edit) -> tuple[list[dict], list[bool]]:
+    """The read-back right after keyfix's write sees the policy as `edit` leaves it: what a
+    person's edit landing between keyfix's write and its read looks like to keyfix."""
     puts: list[dict] = []
     on_call(a1.session, "kms", "PutKeyPolicy", puts.append)
-    tampered: list[bool] = []
+    edited: list[bool] = []
 
-    def lose_first_statement(parsed: dict) -> None:
-        if len(puts) == 1 and not tampered:  # the read-back right after keyfix's write
+    def after_write(parsed: dict) -> None:
+        if len(puts) == 1 and not edited:
             policy = json.loads(parsed["Policy"])
-            policy["Statement"] = policy["Statement"][1:]
+            policy["Statement"] = edit(policy["Statement"])
             parsed["Policy"] = json.dumps(policy)
-            tampered.append(True)
+            edited.append(True)
 
-    after_call(a1.session, "kms", "GetKeyPolicy", lose_first_statement)
+    after_call(a1.session, "kms", "GetKeyPolicy", after_write)
+    return puts, edited
+
+
+def test_an_edit_that_removed_keyfixs_statements_after_its_write_is_left_alone(a1: A1):
+    """Restoring keyfix's copy would throw the other writer's edit away: keyfix reports the
+    conflict and writes nothing more."""
+    puts, edited = _read_back_edited(a1, lambda st: [s for s in st if not s.get("Sid", "").startswith("keyfix-")])
 
     (fix,) = only(run_lambda(load_event(A1_EVENT)))["fixes"]
 
-    assert tampered and len(puts) == 2, "keyfix wrote, read back, then wrote the previous policy again"
-    assert puts[1]["Policy"] == before_text
-    assert fix["status"] == "failed" and "restored" in fix["reason"], fix
-    assert a1.world.client("kms").get_key_policy(KeyId=a1.key, PolicyName="default")["Policy"] == before_text
+    assert edited and len(puts) == 1, "keyfix wrote once and never again"
+    assert fix["status"] == "failed" and "conflict" in fix["reason"], fix
+
+
+def test_an_edit_of_someone_elses_statement_after_the_write_keeps_keyfixs_fix_applied(a1: A1):
+    puts, edited = _read_back_edited(a1, lambda st: [s for s in st if s.get("Sid", "").startswith("keyfix-")])
+
+    (fix,) = only(run_lambda(load_event(A1_EVENT)))["fixes"]
+
+    assert edited and len(puts) == 1
+    assert fix["status"] == "applied" and "another edit" in fix["reason"], fix
 
 
 # ---- Lambda time running out ---------------------------------------------------------------------------
