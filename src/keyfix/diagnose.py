@@ -13,7 +13,7 @@ from keyfix.events.incident import Denial, Incident
 from keyfix.federation import undetermined_federated
 from keyfix.policy import Decision, PolicyError
 from keyfix.remedies import plan
-from keyfix.report import Cause, Finding
+from keyfix.report import Cause, Finding, Trigger
 from keyfix.resolve.facts import AccessNeed, KeyFacts, PrincipalFacts, Situation
 
 # KeyState -> cause. https://docs.aws.amazon.com/kms/latest/developerguide/key-state.html
@@ -66,6 +66,15 @@ def _key_blocked(key: KeyFacts | None, need: AccessNeed | None, ops: list[str], 
     principal = need.principal if need else None
     arn = key.arn if key else (need.key_arn if need else None)
     resource = (need.resource if need else None) or _resource(incident)
+    if key is not None and need is not None and _slr_denied_on_unread_foreign_key(key, need, incident):
+        try:
+            names.key_arn(key.arn)  # the grant names the key: a full key ARN, never an alias
+        except names.InvalidName:
+            return Finding(Cause.UNDETERMINED, principal, key.arn, ops,
+                           f"keyfix could not read key {key.arn} ({'; '.join(key.unreadable) or 'DescribeKey failed'}) "
+                           "and the failure does not name it by its key ARN, which a grant needs: keyfix proposes "
+                           "nothing. Find the key ARN behind it and grant from this account.", resource=resource)
+        return None  # seeds' case A2 (_diagnose_denial), said to rest on AWS's own record
     if key is None or not key.exists:
         why = "; ".join(key.unreadable) if key and key.unreadable else "DescribeKey found no such key"
         return Finding(Cause.KEY_NOT_FOUND, principal, arn, ops,
@@ -89,6 +98,33 @@ def _key_blocked(key: KeyFacts | None, need: AccessNeed | None, ops: list[str], 
                        f"Could not read what decides access to key {key.arn}: {what}. keyfix does not guess "
                        "what a policy it could not read says, and writes nothing to it.", resource=resource)
     return None
+
+
+def _slr_denied_on_unread_foreign_key(key: KeyFacts, need: AccessNeed, incident: Incident) -> bool:
+    """Issue #10, 6: AWS's own record of the failure is evidence the key exists even when
+    keyfix's DescribeKey of it fails. A CloudTrail AccessDenied (not NotFoundException) is
+    only recorded for a key KMS found; an Auto Scaling launch failure names keys taken from the
+    snapshots and launch templates AWS holds. KMS answers DescribeKey across accounts only when
+    the owner's key policy allows it
+    (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html),
+    so an unreadable foreign key is the normal case, and for this account's Auto Scaling / Spot
+    service-linked role the grant made from this account is the documented fix
+    (https://docs.aws.amazon.com/autoscaling/ec2/userguide/key-policy-requirements-EBS-encryption.html#policy-example-cmk-cross-account-access)."""
+    if key.state is not None or key.account in (None, "", incident.account):
+        return False
+    if not slr_service(need.principal, account=incident.account):
+        return False
+    if incident.trigger == Trigger.KMS_ACCESS_DENIED:
+        return "notfound" not in (incident.error_code or "").lower()
+    return incident.trigger == Trigger.ASG_LAUNCH_FAILURE
+
+
+def _unread_key_sentence(key: KeyFacts, incident: Incident) -> str:
+    record = ("CloudTrail's AccessDenied record of the denied request" if incident.trigger == Trigger.KMS_ACCESS_DENIED
+              else "the Auto Scaling group's launch configuration or template, and the snapshots it uses")
+    return (f" keyfix could not read the key itself ({'; '.join(key.unreadable) or 'DescribeKey failed'}); it "
+            f"rests on AWS's own record, {record}, that names the key. If the key is an AWS managed key, no grant "
+            "can help: only a re-encrypted copy under a customer managed key can be used from this account.")
 
 
 def _diagnose_need(need: AccessNeed, key: KeyFacts | None, principal: PrincipalFacts | None,
@@ -216,7 +252,8 @@ def _diagnose_denial(need: AccessNeed, key: KeyFacts, principal: PrincipalFacts 
     if service:
         return Finding(Cause.SLR_GRANT_MISSING, need.principal, key.arn, ops,
                        f"Key {key.arn} belongs to account {key.account}. The service-linked role can use it "
-                       "only through a grant created from this account, which it does not have.",
+                       "only through a grant created from this account, which it does not have."
+                       + (_unread_key_sentence(key, incident) if key.state is None else ""),
                        fixes=plan.cross_account_slr_fixes(need, key, ops, model), resource=need.resource)
     owner_side = _owner_side_missing(key, incident, missing)
     if owner_side:

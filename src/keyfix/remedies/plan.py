@@ -39,7 +39,7 @@ class Model:
         self.grants = tuple(Grant.from_aws(g) for g in key.grants or ())
         # Project readings (policy.unknowns.READINGS) any decision so far rested on: good for
         # an explanation, never a reason to write.
-        self.readings: set[str] = set()
+        self.readings: set[str] = set(need.readings)  # and those the resolver made (resolve.context)
 
     def policies(self, key_statements: list[dict] = (), identity_doc: dict | None = None,
                  grant: dict | None = None, key_policy_known: bool = True) -> PolicySet:
@@ -72,7 +72,8 @@ class Model:
                                "kms:RetiringPrincipal"):
                 context.pop(grant_only, None)
         return Request(principal=self.need.principal, action=op, resource=self.key.arn,
-                       resource_account=self.key.account, context=context)
+                       resource_account=self.key.account, context=context,
+                       unknown_keys=self.need.unknown_keys)  # unknown, not false (resolve.context)
 
     def verify(self, ops: list[str], **change: Any) -> dict[str, Decision]:
         after = self.decide_all(self.policies(**change), ops)

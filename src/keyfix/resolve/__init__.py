@@ -24,6 +24,7 @@ from keyfix.events.incident import Caller, Incident
 from keyfix.report import Trigger
 from keyfix.resolve.autoscaling import describe_group, launch_configuration, launch_sources, service_linked_role
 from keyfix.resolve.cloudtrail import find_launcher
+from keyfix.resolve.context import resolve_context
 from keyfix.resolve.ec2 import (
     describe_images,
     describe_instance,
@@ -89,13 +90,16 @@ def resolve(incident: Incident, gw: AwsGateway) -> Situation:
     if handler is None:
         return situation
     refused_before = len(gw.refused)
-    try:
-        # Bounded work per event (keyfix.resolve.limits); the remedies and the notification
-        # that follow are not counted against it.
-        with gw.budget(MAX_AWS_CALLS_PER_EVENT):
+    # Bounded work per event (keyfix.resolve.limits); the remedies and the notification
+    # that follow are not counted against it.
+    with gw.budget(MAX_AWS_CALLS_PER_EVENT):
+        try:
             handler(incident, gw, situation)
-    except AwsError as err:  # readers catch their own; this is the last line
-        situation.notes.append(err.reason())
+        except AwsError as err:  # readers catch their own; this is the last line
+            situation.notes.append(err.reason())
+        # What the needs' conditions read that keyfix can know, and what it cannot (unknown,
+        # not denied): after the handler, so that every need gets it.
+        resolve_context(gw, situation)
     _note_refused_calls(gw.refused[refused_before:], situation)
     return situation
 

@@ -59,6 +59,14 @@ class AccessNeed:
     operations: tuple[str, ...]
     context: dict[str, str | list[str]] = field(default_factory=dict)
     resource: str | None = None  # what used the key: group, volume, instance, snapshot ARN
+    # Condition keys (exact names, or prefixes ending in "/") whose value AWS would send but
+    # keyfix could not know: the model treats conditions on them as unknown, not false
+    # (keyfix.resolve.context, keyfix.policy.unknowns).
+    unknown_keys: tuple[str, ...] = ()
+    # Readings of AWS's pages the resolver had to make to fill `context` (e.g. that a
+    # service passes no session tags when it uses its service-linked role): a decision may
+    # be explained with them, never written on (keyfix.resolve.context).
+    readings: tuple[str, ...] = ()
 
 
 @dataclass
