@@ -640,7 +640,7 @@ READS = {
     "iam:ListAttachedUserPolicies", "iam:ListGroupsForUser", "iam:ListGroupPolicies",
     "iam:GetGroupPolicy", "iam:ListAttachedGroupPolicies", "iam:GetPolicy", "iam:GetPolicyVersion",
     "cloudtrail:LookupEvents", "sns:Publish", "dynamodb:GetItem", "dynamodb:PutItem",
-    "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query", "xray:PutTraceSegments",
+    "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan", "xray:PutTraceSegments",
     "xray:PutTelemetryRecords", "sqs:SendMessage", "logs:CreateLogStream", "logs:PutLogEvents",
 }
 
