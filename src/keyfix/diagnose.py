@@ -7,11 +7,13 @@ One finding per principal x key (the contract).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from keyfix import names
 from keyfix.arns import account_of, slr_service
 from keyfix.events.incident import Denial, Incident
 from keyfix.federation import undetermined_federated
-from keyfix.policy import Decision, PolicyError
+from keyfix.policy import Decision, Policy, PolicyError, evaluate
 from keyfix.remedies import plan
 from keyfix.report import Cause, Finding, Trigger
 from keyfix.resolve.facts import AccessNeed, KeyFacts, PrincipalFacts, Situation
@@ -179,6 +181,9 @@ def _diagnose_need_model(need: AccessNeed, key: KeyFacts | None, principal: Prin
     unknown = {op: d for op, d in denied.items() if d.decision == "Undetermined"}
     if unknown and not any(d.decision == "ExplicitlyDenied" for d in denied.values()):
         return _undetermined_by_unknowns(need, key, unknown)
+    unseen = _unknown_behind_unread_identity(model, principal, denied)
+    if unseen:
+        return _undetermined_by_unknowns(need, key, unseen)
     finding = _diagnose_denial(need, key, principal, incident, model, denied)
     if model.readings:
         blocker = ("the decision rests on a reading AWS's documentation does not decide ("
@@ -186,6 +191,24 @@ def _diagnose_need_model(need: AccessNeed, key: KeyFacts | None, principal: Prin
         for fix in finding.fixes:
             fix.write_blockers.append(blocker)
     return finding
+
+
+_ALLOW_EVERYTHING = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+
+
+def _unknown_behind_unread_identity(model: plan.Model, principal: PrincipalFacts | None,
+                                    denied: dict[str, Decision]) -> dict[str, Decision]:
+    """Another account's principal: its identity policies cannot be read, so an empty identity
+    layer decides the denial before the key policy's unknowns are even asked. With that layer
+    allowing, the operations whose decision an unknown key then decides (an organisation share,
+    say) are not known to need a key-policy statement: unknown, not denied."""
+    if principal is None or principal.identity_policies is not None or model.key_policy is None \
+            or not model.need.unknown_keys:
+        return {}
+    what_if = replace(model.policies(),
+                      identity_policies=(Policy.parse(_ALLOW_EVERYTHING, "identity_policies[0]"),))
+    decisions = {op: evaluate(model.request(op), what_if) for op in denied}
+    return {op: d for op, d in decisions.items() if d.decision == "Undetermined"}
 
 
 def _undetermined_by_unknowns(need: AccessNeed, key: KeyFacts, unknown: dict[str, Decision]) -> Finding:
