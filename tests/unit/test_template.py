@@ -639,6 +639,7 @@ READS = {
     "iam:ListAttachedRolePolicies", "iam:ListUserPolicies", "iam:GetUserPolicy",
     "iam:ListAttachedUserPolicies", "iam:ListGroupsForUser", "iam:ListGroupPolicies",
     "iam:GetGroupPolicy", "iam:ListAttachedGroupPolicies", "iam:GetPolicy", "iam:GetPolicyVersion",
+    "iam:ListUserTags", "iam:ListRoleTags", "organizations:DescribeOrganization",
     "cloudtrail:LookupEvents", "sns:Publish", "dynamodb:GetItem", "dynamodb:PutItem",
     "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan", "xray:PutTraceSegments",
     "xray:PutTelemetryRecords", "sqs:SendMessage", "logs:CreateLogStream", "logs:PutLogEvents",
