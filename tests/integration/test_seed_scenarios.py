@@ -57,6 +57,11 @@ def test_a1_apply_adds_the_two_slr_statements_and_tells_on_call(world, run, monk
     added = [s for s in after["Statement"] if s not in before["Statement"]]
     assert added == fix["document"] and all(s["Sid"].startswith("keyfix-") for s in added)
     assert {json.dumps(s["Principal"]) for s in added} == {json.dumps({"AWS": case.slr_arn})}
+    # EBS's permission list, DescribeKey included, and CreateGrant for AWS resources
+    # (https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html)
+    actions = sorted(a for s in added for a in s["Action"])
+    assert actions == ["kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext",
+                       "kms:ReEncryptFrom", "kms:ReEncryptTo"]
     assert slr_may_launch(world, case)
 
     (message,) = world.notifications()
@@ -123,8 +128,7 @@ def test_a2_apply_creates_the_grant_here_and_never_writes_in_the_owner_account(w
     by_kind = {f["kind"]: f for f in finding["fixes"]}
     grant = by_kind["grant"]
     assert (grant["status"], grant["target_account"]) == ("applied", ASG_ACCOUNT)
-    assert grant["document"]["Operations"] == [
-        "Decrypt", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom", "ReEncryptTo", "CreateGrant"]
+    assert grant["document"]["Operations"] == ["Decrypt", "DescribeKey", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom", "ReEncryptTo", "CreateGrant"]
     owner = by_kind["key-policy-statement"]
     # The grant could be created, so the owner's side was evidently in place already.
     assert (owner["status"], owner["target_account"]) == ("already-present", KEY_ACCOUNT)
@@ -186,12 +190,13 @@ def test_b_allow_listed_user_is_added_as_key_user(world, run, monkeypatch):
     assert added == fix["document"]
     assert all(s["Principal"] == {"AWS": case.user_arn} for s in added)
     assert "kms:*" not in json.dumps(added)
-    # seed 002: the use actions EBS needs, and the grant actions for AWS resources only --
-    # not just the one action CloudTrail showed denied
+    # seed 002: the use actions EBS needs, and CreateGrant for AWS resources only -- not just
+    # the one action CloudTrail showed denied, and nothing that was not denied (ListGrants,
+    # RevokeGrant: EBS does not call them)
     use, grant = added
     assert set(use["Action"]) == {"kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext",
                                   "kms:ReEncryptFrom", "kms:ReEncryptTo"}
-    assert grant["Action"] == ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"]
+    assert grant["Action"] == ["kms:CreateGrant"]
     assert grant["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
 
 

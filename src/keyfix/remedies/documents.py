@@ -23,9 +23,10 @@ from keyfix.arns import Arn, identity_holder
 
 SID_PREFIX = "keyfix-"
 
-# The actions EC2 Auto Scaling's service-linked role needs on a customer managed key
-# that encrypts the volumes it launches, spelled out instead of `kms:ReEncrypt*` and
-# `kms:GenerateDataKey*` so that nothing beyond them (e.g. GenerateDataKeyPair) is allowed.
+# The most keyfix ever allows for key use: the Auto Scaling guide's statement for the
+# service-linked role (Encrypt, Decrypt, ReEncrypt*, GenerateDataKey*, DescribeKey), spelled
+# out so that nothing beyond them (e.g. GenerateDataKeyPair) is allowed. A fix lists only the
+# actions that were denied, which for a launch are EBS's list (resolve.needs).
 # https://docs.aws.amazon.com/autoscaling/ec2/userguide/key-policy-requirements-EBS-encryption.html
 EBS_USE_ACTIONS = (
     "kms:Encrypt",
@@ -36,13 +37,24 @@ EBS_USE_ACTIONS = (
     "kms:GenerateDataKeyWithoutPlaintext",
     "kms:DescribeKey",
 )
-# Key users manage the grants AWS services make for them (seed 002).
+# The grant actions of AWS's default key policy for key users ("Allow attachment of
+# persistent resources"). keyfix gives only those that were denied (remedies.plan).
 # https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html#key-policy-service-integration
 GRANT_ACTIONS = ("kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant")
-# Grant operations for a service-linked role on a key in another account (seed 001/004).
-# https://docs.aws.amazon.com/autoscaling/ec2/userguide/key-policy-requirements-EBS-encryption.html#policy-example-cmk-cross-account-access
-SLR_GRANT_OPERATIONS = ("Decrypt", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom", "ReEncryptTo", "CreateGrant")
-OPTIONAL_GRANT_OPERATIONS = ("Encrypt", "GenerateDataKey", "DescribeKey")
+# Grant operations for this account's service-linked role on a key in another account
+# (seeds 001/004). AWS documents two sets: the knowledge-centre article
+# (https://repost.aws/knowledge-center/kms-launch-ec2-instance) grants five (Decrypt,
+# GenerateDataKeyWithoutPlaintext, ReEncryptFrom, ReEncryptTo, CreateGrant); the Auto Scaling
+# guide's create-grant example
+# (https://docs.aws.amazon.com/autoscaling/ec2/userguide/key-policy-requirements-EBS-encryption.html#policy-example-cmk-cross-account-access)
+# grants eight (those five plus Encrypt, GenerateDataKey, DescribeKey). keyfix grants what
+# EBS's own permission list says EBS uses
+# (https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html#ebs-encryption-permissions):
+# the five plus DescribeKey. Encrypt and GenerateDataKey are added only when a failed request
+# asked for them.
+SLR_GRANT_OPERATIONS = ("Decrypt", "DescribeKey", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom", "ReEncryptTo",
+                        "CreateGrant")
+OPTIONAL_GRANT_OPERATIONS = ("Encrypt", "GenerateDataKey")
 
 _FOR_AWS_RESOURCE = {"Bool": {"kms:GrantIsForAWSResource": "true"}}
 

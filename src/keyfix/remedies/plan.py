@@ -100,12 +100,11 @@ def _split(ops: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _key_user_grant_actions(principal_arn: str, grant: list[str]) -> list[str]:
-    # Key users get the three grant actions together, as AWS's default key policy does
-    # for "Allow attachment of persistent resources"; the service-linked role needs
-    # only CreateGrant. https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html
-    if not grant:
-        return []
-    return ["kms:CreateGrant"] if slr_service(principal_arn) else list(docs.GRANT_ACTIONS)
+    # Only the grant actions that were denied (the module's rule). AWS's default key policy
+    # gives key users CreateGrant, ListGrants and RevokeGrant together, but a launch or a
+    # volume operation needs only CreateGrant.
+    # https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html#key-policy-service-integration
+    return [op for op in docs.GRANT_ACTIONS if op in grant]
 
 
 def key_policy_fix(need: AccessNeed, key: KeyFacts, ops: list[str], model: Model) -> list[Fix]:
@@ -149,7 +148,7 @@ def cross_account_slr_fixes(need: AccessNeed, key: KeyFacts, ops: list[str], mod
             operations.append(op)
     params = docs.grant_parameters(key.arn, need.principal, operations)
     model.verify(ops, grant=params)
-    owner_statements = owner_statements_for_account(here, need.principal)
+    owner_statements = owner_statements_for_account(here, need.principal, _split(ops)[0])
     creator_policy = {"Version": "2012-10-17", "Statement": [{
         "Sid": "KeyfixCreateGrantForServiceLinkedRole", "Effect": "Allow", "Action": "kms:CreateGrant",
         "Resource": key.arn,
@@ -167,9 +166,12 @@ def cross_account_slr_fixes(need: AccessNeed, key: KeyFacts, ops: list[str], mod
     ]
 
 
-def owner_statements_for_account(account: str, slr: str) -> list[dict]:
-    """What the key owner adds: this account may use the key, and may grant it to its SLR only."""
-    use = docs.use_statement(root_arn(account), list(docs.EBS_USE_ACTIONS))
+def owner_statements_for_account(account: str, slr: str, use_actions: list[str]) -> list[dict]:
+    """What the key owner adds: `account` may use the key for the denied operations, and may
+    grant it to its service-linked role only (the cross-account example of
+    https://docs.aws.amazon.com/autoscaling/ec2/userguide/key-policy-requirements-EBS-encryption.html#policy-example-cmk-cross-account-access,
+    narrowed to what was denied and to the one grantee)."""
+    use = docs.use_statement(root_arn(account), use_actions) if use_actions else None
     grant = {
         "Sid": f"{docs.SID_PREFIX}grant-to-slr-{account}",
         "Effect": "Allow",
@@ -178,7 +180,7 @@ def owner_statements_for_account(account: str, slr: str) -> list[dict]:
         "Resource": "*",
         "Condition": {"StringEquals": {"kms:GranteePrincipal": slr}},
     }
-    return [use, grant]
+    return [use, grant] if use_actions else [grant]
 
 
 def cross_account_principal_fixes(need: AccessNeed, key: KeyFacts, principal: PrincipalFacts | None,
@@ -204,7 +206,7 @@ def outsider_slr_fixes(need: AccessNeed, key: KeyFacts, ops: list[str], model: M
     outsider = account_of(need.principal) or ""
     operations = list(docs.SLR_GRANT_OPERATIONS) + [op for op in docs.OPTIONAL_GRANT_OPERATIONS if f"kms:{op}" in ops]
     params = docs.grant_parameters(key.arn, need.principal, operations)
-    statements = owner_statements_for_account(outsider, need.principal)
+    statements = owner_statements_for_account(outsider, need.principal, _split(ops)[0])
     model.verify(ops, grant=params)
     return [
         Fix(FixKind.KEY_POLICY_STATEMENT, FixStatus.PROPOSED, key.account, key.arn, statements,

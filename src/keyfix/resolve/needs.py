@@ -13,15 +13,17 @@ from keyfix.arns import via_service
 from keyfix.resolve.facts import AccessNeed
 
 # A launch (Auto Scaling or RunInstances) creates volumes: the launching principal lets
-# EC2 use the key through a grant and has EBS generate / re-encrypt the volume's data key.
-# The set is the one AWS documents for the Auto Scaling service-linked role's grant
-# (https://repost.aws/knowledge-center/kms-launch-ec2-instance: Decrypt,
-# GenerateDataKeyWithoutPlaintext, ReEncryptFrom, ReEncryptTo, CreateGrant) and matches the
-# key-policy statements of
-# https://docs.aws.amazon.com/autoscaling/ec2/userguide/key-policy-requirements-EBS-encryption.html
-# and the EBS permission list of https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html.
+# EC2 use the key through a grant and has EBS describe the key and generate / re-encrypt the
+# volume's data key. The set is EBS's own list of what a principal must be allowed
+# (https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html#ebs-encryption-permissions:
+# CreateGrant, Decrypt, DescribeKey, GenerateDataKeyWithoutPlaintext, ReEncrypt), with
+# ReEncrypt spelled out as ReEncryptFrom/ReEncryptTo. The Auto Scaling guide's key-policy
+# statement for the service-linked role also includes DescribeKey
+# (https://docs.aws.amazon.com/autoscaling/ec2/userguide/key-policy-requirements-EBS-encryption.html);
+# its Encrypt and GenerateDataKey are not in EBS's list and are left out (least privilege).
 LAUNCH_USE_OPERATIONS = (
     "kms:Decrypt",
+    "kms:DescribeKey",
     "kms:GenerateDataKeyWithoutPlaintext",
     "kms:ReEncryptFrom",
     "kms:ReEncryptTo",

@@ -38,7 +38,8 @@ def test_grant_cli_matches_seed_a2_command_shape():
     argv = shlex.split(command)
     assert argv[:3] == ["aws", "kms", "create-grant"]
     ops = argv[argv.index("--operations") + 1: argv.index("--name")]
-    assert ops == ["Decrypt", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom", "ReEncryptTo", "CreateGrant"]
+    # EBS's permission list: the knowledge-centre article's five plus DescribeKey (documents.py)
+    assert ops == ["Decrypt", "DescribeKey", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom", "ReEncryptTo", "CreateGrant"]
     assert argv[argv.index("--grantee-principal") + 1] == SLR
 
 

@@ -244,7 +244,8 @@ def test_terminated_on_launch_keys_from_the_ami(make_gateway):
     (need,) = situation.needs
     assert need.principal == user
     assert need.operations == (
-        "kms:CreateGrant", "kms:Decrypt", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"
+        "kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom",
+        "kms:ReEncryptTo",
     )
 
 
