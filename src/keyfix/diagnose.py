@@ -176,8 +176,10 @@ def _diagnose_need_model(need: AccessNeed, key: KeyFacts | None, principal: Prin
     denied = {op: d for op, d in decisions.items() if d.decision != "Allowed"}
     if not denied:
         return Finding(Cause.NO_MISSING_PERMISSION, need.principal, key.arn, ops,
-                       "The permissions in force allow every operation now: "
-                       + _decisive_text(decisions) + ".", resource=need.resource)
+                       "The permissions keyfix can read allow every operation now: "
+                       + _decisive_text(decisions) + ". A grant or policy change can take a few minutes to "
+                       "apply; if the failure persists, a layer keyfix does not read (an SCP, RCP, session "
+                       "policy or VPC endpoint policy) may be denying it.", resource=need.resource)
     unknown = {op: d for op, d in denied.items() if d.decision == "Undetermined"}
     if unknown and not any(d.decision == "ExplicitlyDenied" for d in denied.values()):
         return _undetermined_by_unknowns(need, key, unknown)
