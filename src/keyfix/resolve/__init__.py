@@ -65,7 +65,9 @@ __all__ = [
 KMS_STATE_REASONS = ("Client.InternalError", "Client.InvalidKMSKey")
 
 
-def resolve(incident: Incident, gw: AwsGateway) -> Situation:
+def resolve(incident: Incident, gw: AwsGateway, *, group: dict | None = None) -> Situation:
+    """`group`: the DescribeAutoScalingGroups entry of `incident.group_name`, when the caller
+    has it already (keyfix.predict pages through every group): not described again."""
     # "This account" is the one keyfix runs in (STS GetCallerIdentity), never what the event
     # claims: an event relayed from another account's bus, or a direct invoke, could name any
     # account, and every "same account" rule (the SLR of this account, key ownership, where
@@ -87,6 +89,9 @@ def resolve(incident: Incident, gw: AwsGateway) -> Situation:
                                f"{gw.account} and looks only at its own account's failures")
         return situation
     handler = _HANDLERS.get(incident.trigger)
+    if group is not None:
+        def handler(i: Incident, g: AwsGateway, sit: Situation) -> None:
+            asg_launch_needs(i, g, sit, group)
     if handler is None:
         return situation
     refused_before = len(gw.refused)
@@ -123,10 +128,18 @@ def _asg_launch_failure(incident: Incident, gw: AwsGateway, s: Situation) -> Non
     if not incident.group_name:
         s.notes.append("the event names no Auto Scaling group")
         return
-    region, account = incident.region, incident.account
-    group = describe_group(gw, region, incident.group_name, s.notes)
-    if group is None:
+    group = describe_group(gw, incident.region, incident.group_name, s.notes)
+    if group is not None:
+        asg_launch_needs(incident, gw, s, group)
+
+
+def asg_launch_needs(incident: Incident, gw: AwsGateway, s: Situation, group: dict) -> None:
+    """Every key a launch of `group` would use, and what its service-linked role needs of
+    each: shared by launch failures, the sweep, `keyfix scan` and key-change checks."""
+    if incident.kms_related is False:
+        s.not_kms_reason = incident.status_message or incident.status_code or "the launch failure is not about KMS"
         return
+    region, account = incident.region, incident.account
     group_arn = group.get("AutoScalingGroupARN")
 
     launches: list[tuple[str | None, list[dict]]] = []
@@ -409,4 +422,7 @@ _HANDLERS: dict[Trigger, Callable[[Incident, AwsGateway, Situation], None]] = {
     Trigger.KMS_ACCESS_DENIED: _kms_access_denied,
     Trigger.EBS_VOLUME_FAILURE: _ebs_volume_failure,
     Trigger.EC2_LAUNCH_FAILURE: _ec2_launch_failure,
+    # A group checked before (or without) any failure event: keyfix.predict.
+    Trigger.SCHEDULED_SWEEP: _asg_launch_failure,
+    Trigger.KEY_CHANGE: _asg_launch_failure,
 }

@@ -53,6 +53,14 @@ ACCESS_DENIED_CODES = frozenset(
 
 DEFAULT_MAX_ATTEMPTS = 5
 
+# The throttling error codes of botocore's standard retry mode (botocore/retries/standard.py).
+THROTTLING_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "TooManyRequestsException", "ProvisionedThroughputExceededException", "TransactionInProgressException",
+    "RequestLimitExceeded", "BandwidthLimitExceeded", "LimitExceededException", "RequestThrottled",
+    "SlowDown", "PriorRequestNotComplete", "EC2ThrottledException",
+})
+
 
 class AwsError(Exception):
     """An AWS call failed: a service error response or a transport problem."""
@@ -72,6 +80,13 @@ class AwsError(Exception):
     def refused(self) -> bool:
         """keyfix itself did not send the call: the event's call budget was spent."""
         return self.code == BUDGET_EXHAUSTED
+
+    @property
+    def throttled(self) -> bool:
+        """AWS asked keyfix to slow down (after botocore's own retries): worth asking again later,
+        so never memoised. Codes: https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
+        (the standard retry mode's throttling errors)."""
+        return self.code in THROTTLING_CODES
 
     @property
     def not_found(self) -> bool:
@@ -122,6 +137,8 @@ class AwsGateway:
         self.calls: list[tuple[str, str]] = []
         # Calls the current budget stopped before they were sent, and the bound in force.
         self.refused: list[tuple[str, str]] = []
+        # Reads AWS throttled even after retries (not memoised: keyfix.predict backs off and asks again).
+        self.throttled: list[tuple[str, str]] = []
         self._call_limit: int | None = None
         self._clients: dict[tuple[str, str | None, str | None], Any] = {}
         self._sessions: dict[str, Any] = {}
@@ -307,7 +324,9 @@ class AwsGateway:
         try:
             result = self.call(service, operation, account=account, region=region, **params)
         except AwsError as err:
-            if not err.refused:  # a call the budget stopped may be made once it is lifted
+            if err.throttled:
+                self.throttled.append((service, operation))
+            elif not err.refused:  # a call the budget stopped may be made once it is lifted
                 self._cache[key] = err
             raise
         self._cache[key] = result
@@ -340,14 +359,19 @@ class AwsGateway:
             else:
                 items.extend(getattr(client, name)(**params).get(result_key, []))
         except AwsError as err:
-            if not err.refused:
+            if err.throttled:
+                self.throttled.append((service, operation))
+            elif not err.refused:
                 self._cache[key] = err
             raise
         except Exception as exc:  # noqa: BLE001
             err = _translate(service, operation, exc)
             if err is exc:
                 raise
-            self._cache[key] = err
+            if err.throttled:
+                self.throttled.append((service, operation))
+            else:
+                self._cache[key] = err
             raise err from exc
         self._cache[key] = items
         return items
