@@ -1,6 +1,8 @@
 """`keyfix` command line. Each command imports what it uses, when it runs.
 
-Exit statuses follow docs/contract.md: 0 processed, 2 bad input, 1 internal.
+Exit statuses follow docs/contract.md: 0 processed, 2 bad input (including an environment
+keyfix cannot work in: no credentials, an unknown profile, a table that does not exist;
+keyfix.cli_common), 1 internal. Options common to every command: keyfix.cli_common.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from keyfix.cli_common import add_command, applied, top_level_options, user_error
+
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -18,8 +22,11 @@ def _cmd_handle(args: argparse.Namespace) -> int:
     from keyfix.events import EventError
 
     try:
-        with open(args.event_file, "rb") as fh:
-            text = fh.read()
+        if args.event_file == "-":  # the event on standard input, as `aws ... | keyfix handle -`
+            text = sys.stdin.buffer.read()
+        else:
+            with open(args.event_file, "rb") as fh:
+                text = fh.read()
         # Parsing alone keeps a broken file from reaching any AWS call.
         event = json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
@@ -29,6 +36,15 @@ def _cmd_handle(args: argparse.Namespace) -> int:
         settings = Settings.from_env().with_mode(args.mode)
     except ConfigError as exc:
         print(f"keyfix handle: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    from keyfix.cli_common import credentials_problem
+
+    # Before any AWS call: without credentials every read would fail and the report would
+    # say only that keyfix could not read.
+    problem = credentials_problem()
+    if problem:
+        print(f"keyfix handle: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
     from keyfix.idempotency import DEFAULT_WINDOW_SECONDS, InProgressElsewhere, make_idempotent
@@ -44,6 +60,10 @@ def _cmd_handle(args: argparse.Namespace) -> int:
         print(f"keyfix handle: malformed event {args.event_file}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as exc:  # noqa: BLE001 - the Lambda's last-resort net (keyfix.safety_net), same report
+        problem = user_error(exc, settings.table_name)
+        if problem:  # the caller's environment, not keyfix: nothing was processed
+            print(f"keyfix handle: {problem}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         from keyfix.safety_net import internal_error_report, notify_best_effort
 
         report = internal_error_report(event, settings.mode, exc)
@@ -60,8 +80,9 @@ def _print_report(report, output_format: str) -> None:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         from keyfix.render import report_text
+        from keyfix.term import styled
 
-        print(report_text(report))
+        print(styled(report_text(report), sys.stdout))
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
@@ -93,21 +114,25 @@ def _parser() -> argparse.ArgumentParser:
         prog="keyfix",
         description="Diagnose and repair KMS permission failures behind Auto Scaling, EC2 and EBS.",
     )
+    from keyfix import __version__
+
+    parser.add_argument("--version", action="version", version=f"keyfix {__version__}")
+    top_level_options(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    handle = sub.add_parser(
-        "handle",
+    handle = add_command(
+        sub, "handle",
         help="process one EventBridge event exactly as the Lambda does",
         description="Process one EventBridge event exactly as the Lambda does, against the AWS "
         "endpoint boto3's standard configuration points at (AWS_ENDPOINT_URL, AWS_DEFAULT_REGION).",
     )
-    handle.add_argument("event_file", metavar="EVENT_FILE")
+    handle.add_argument("event_file", metavar="EVENT_FILE", help="the event as JSON; - reads standard input")
     handle.add_argument("--mode", choices=["propose", "apply"], help="override KEYFIX_MODE")
     handle.add_argument("--format", choices=["json", "text"], default="text")
     handle.set_defaults(func=_cmd_handle)
 
-    simulate = sub.add_parser(
-        "simulate",
+    simulate = add_command(
+        sub, "simulate",
         help="decide one KMS request offline with the authorisation model",
         description="Decide one request (simulate.schema.json) offline and explain the decision.",
     )
@@ -115,8 +140,8 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--format", choices=["json", "text"], default="text")
     simulate.set_defaults(func=_cmd_simulate)
 
-    rollback = sub.add_parser(
-        "rollback",
+    rollback = add_command(
+        sub, "rollback",
         help="undo one change keyfix applied, if nobody changed it since",
         description="Undo the change CHANGE_ID (see `keyfix history`): remove exactly what keyfix added, "
         "while it is still in force, and only if the audit record's MAC verifies; otherwise say why "
@@ -131,8 +156,8 @@ def _parser() -> argparse.ArgumentParser:
     rollback.add_argument("--format", choices=["json", "text"], default="text")
     rollback.set_defaults(func=_cmd_rollback)
 
-    history = sub.add_parser(
-        "history",
+    history = add_command(
+        sub, "history",
         help="list the changes keyfix applied",
         description="List the changes keyfix applied (audit records, kept 400 days), oldest first.",
     )
@@ -142,8 +167,8 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--format", choices=["json", "text"], default="text")
     history.set_defaults(func=_cmd_history)
 
-    demo = sub.add_parser(
-        "demo",
+    demo = add_command(
+        sub, "demo",
         help="break and repair each seed scenario on a simulated AWS account on 127.0.0.1",
         description="Start a simulated AWS (moto) on 127.0.0.1, build each broken situation, let the failure "
         "happen, run the Lambda handler on the resulting event, show the SNS message and the retry. "
@@ -163,10 +188,15 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return args.func(args)
+        with applied(args):
+            return args.func(args)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # the contract's "internal failure": say it, exit 1
+        problem = user_error(exc, getattr(args, "table", None))
+        if problem:  # unless it is the caller's environment: say what to change, exit 2
+            print(f"keyfix {args.command}: {problem}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         print(f"keyfix {args.command}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
 

@@ -498,6 +498,12 @@ def cli_rollback(args: Any) -> int:
         print(f"keyfix rollback: {exc}; nothing changed, try again", file=sys.stderr)
         return EXIT_REFUSED
     except Exception as exc:
+        from keyfix.cli_common import user_error
+
+        problem = user_error(exc, getattr(args, "table", None) or os.environ.get("KEYFIX_TABLE_NAME"))
+        if problem:  # the caller's environment (credentials, table): exit 2 with what to change
+            print(f"keyfix rollback: {problem}", file=sys.stderr)
+            return EXIT_REFUSED
         print(f"keyfix rollback: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
     if getattr(args, "format", "text") == "json":
@@ -523,6 +529,12 @@ def cli_history(args: Any) -> int:
         key = getattr(args, "key", None)
         rows = history(_Listed(records), key)
     except Exception as exc:
+        from keyfix.cli_common import user_error
+
+        problem = user_error(exc, getattr(args, "table", None) or os.environ.get("KEYFIX_TABLE_NAME"))
+        if problem:  # the caller's environment (credentials, table): exit 2 with what to change
+            print(f"keyfix history: {problem}", file=sys.stderr)
+            return EXIT_REFUSED
         print(f"keyfix history: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
     if store.mac is None:
