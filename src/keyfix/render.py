@@ -33,34 +33,78 @@ def _short_principal(arn: str | None) -> str:
     return arn.rsplit("/", 1)[-1] if arn else "unknown principal"
 
 
+_VERBS = (  # the status a headline reports, most urgent first
+    (FixStatus.FAILED, "FAILED"),
+    (FixStatus.UNVERIFIED, "UNVERIFIED"),
+    (FixStatus.APPLIED, "applied"),
+    (FixStatus.REFUSED, "refused"),
+    (FixStatus.PROPOSED, "proposed"),
+    (FixStatus.ALREADY_PRESENT, "already present"),
+)
+
+
+def _verb_and_kinds(finding: Finding) -> tuple[str, list[str]]:
+    """The most urgent status and only the fix kinds that have it: a run that applied a grant
+    and proposed the owner's statements reads "applied grant", not every kind it touched."""
+    for status, verb in _VERBS:
+        kinds = [str(f.kind) for f in finding.fixes if f.status == status]
+        if kinds:
+            return verb, list(dict.fromkeys(kinds))
+    return "found", [str(finding.cause)]
+
+
 def headline(finding: Finding) -> str:
-    statuses = {f.status for f in finding.fixes}
-    if FixStatus.APPLIED in statuses:
-        verb = "applied"
-    elif FixStatus.FAILED in statuses:
-        verb = "FAILED"
-    elif FixStatus.REFUSED in statuses:
-        verb = "refused"
-    elif statuses == {FixStatus.ALREADY_PRESENT}:
-        verb = "already present"
-    elif statuses:
-        verb = "proposed"
-    else:
-        verb = "found"
-    kinds = ", ".join(dict.fromkeys(str(f.kind) for f in finding.fixes)) or str(finding.cause)
-    return f"{verb} {kinds} for {_short_principal(finding.principal)} on key {_short_key(finding.key_arn)}"
+    verb, kinds = _verb_and_kinds(finding)
+    prefix = "predicted: " if finding.predicted and verb != "applied" else ""
+    return f"{prefix}{verb} {', '.join(kinds)} for {_short_principal(finding.principal)} on key {_short_key(finding.key_arn)}"
+
+
+def _ascii(text: str) -> str:
+    # SNS subjects: printable ASCII, no line breaks or control characters.
+    return "".join(c if " " <= c <= "~" else "?" for c in text)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
 
 
 def subject(report: Report) -> str:
+    """At most SUBJECT_MAX characters. What on-call searches for is kept: the verb, the group
+    (or instance, volume), then the principal; the key and the list of fix kinds give way
+    first. Only a group name longer than the whole subject can hold is ever cut."""
     if not report.findings:
-        text = f"[keyfix] {report.event.trigger}: nothing to do"
-    else:
-        first = report.findings[0]
-        where = f" ({_short_resource(first.resource)})" if first.resource else ""
-        more = f" +{len(report.findings) - 1} more" if len(report.findings) > 1 else ""
-        text = f"[keyfix] {headline(first)}{where}{more}"
-    text = text.encode("ascii", "replace").decode()
-    return text if len(text) <= SUBJECT_MAX else text[: SUBJECT_MAX - 3] + "..."
+        return _cut(_ascii(f"[keyfix] {report.event.trigger}: nothing to do"), SUBJECT_MAX)
+    first = report.findings[0]
+    verb, kinds = _verb_and_kinds(first)
+    if report.event.trigger == "recovery":
+        verb = "recovered"
+    prefix = "predicted: " if first.predicted and verb != "applied" else ""
+    where = f" ({_short_resource(first.resource)})" if first.resource else ""
+    more = f" +{len(report.findings) - 1} more" if len(report.findings) > 1 else ""
+    principal = _short_principal(first.principal)
+    key = f" on key {_short_key(first.key_arn)}"
+    kind_text = ", ".join(kinds)
+    def compose() -> str:
+        return _ascii(f"[keyfix] {prefix}{verb} {kind_text}{principal}{key}{where}{more}")
+
+    principal = f" for {principal}"
+    for step in range(5):
+        if step == 1:
+            key = ""
+        elif step == 2:
+            kind_text = kinds[0] + (" +" if len(kinds) > 1 else "")
+        elif step == 3:  # the principal gets whatever room is left, if that says anything
+            room = SUBJECT_MAX - (len(compose()) - len(principal))
+            principal = _cut(principal, room) if room >= 16 else ""
+        elif step == 4:
+            principal = ""
+        text = compose()
+        if len(text) <= SUBJECT_MAX:
+            return text
+    # Still too long: the group name alone nearly fills the subject. Keep the name whole when
+    # it fits after "[keyfix] <verb>", else cut it (the body and attribute `group` carry it).
+    text = _ascii(f"[keyfix] {prefix}{verb}{where}{more}")
+    return _cut(text, SUBJECT_MAX)
 
 
 def report_text(report: Report) -> str:
