@@ -6,6 +6,7 @@ IAM identifiers (paths, unique ids): https://docs.aws.amazon.com/IAM/latest/User
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -68,13 +69,22 @@ def parse_arn(value: str | None) -> Arn | None:
     return Arn(partition, service, region, account, resource)
 
 
+@functools.lru_cache(maxsize=64)
 def partition_of(region: str | None) -> str:
-    region = region or ""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
+    """The partition of a Region, from botocore's own endpoint data (aws, aws-cn,
+    aws-us-gov, aws-iso, aws-iso-b, ...: https://docs.aws.amazon.com/whitepapers/latest/aws-fault-isolation-boundaries/partitions.html),
+    matched by each partition's Region list and pattern. botocore is imported here, not at
+    module import: the handler's cold start pays for it only when an ARN is built. A Region
+    no partition knows (or none) is taken as "aws", the partition of the commercial Regions."""
+    if not region:
+        return "aws"
+    import botocore.session
+    from botocore.exceptions import UnknownRegionError
+
+    try:
+        return botocore.session.get_session().get_partition_for_region(region)
+    except UnknownRegionError:
+        return "aws"
 
 
 def account_of(arn: str | None) -> str | None:
