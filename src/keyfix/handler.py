@@ -27,6 +27,9 @@ tracer = Tracer(auto_patch=False)
 
 def _count(report) -> None:
     metrics.add_metric(name="EventsProcessed", unit=MetricUnit.Count, value=1)
+    if report.recovery:  # a group keyfix repaired launched again (keyfix.followup.recovery)
+        metrics.add_metric(name="TimeToRepair", unit=MetricUnit.Seconds,
+                           value=report.recovery["time_to_repair_seconds"])
     if report.event.trigger == Trigger.UNRECOGNISED:
         metrics.add_metric(name="UnrecognisedEvents", unit=MetricUnit.Count, value=1)
     if report.duplicate_of is not None:  # the first run's findings, already counted by that run
@@ -36,6 +39,20 @@ def _count(report) -> None:
         metrics.add_metric(name=f"Finding_{finding.cause}", unit=MetricUnit.Count, value=1)
         for fix in finding.fixes:
             metrics.add_metric(name=f"Fix_{fix.status}", unit=MetricUnit.Count, value=1)
+
+
+# The idempotency wrapper of the container's DynamoDB client: Powertools' persistence layer
+# adds a User-Agent handler to the client it is given each time one is built, so one built
+# per invocation on a reused client would pile handlers up. One entry: (table, client, wrapper).
+_IDEMPOTENT: list[tuple[str | None, Any, Any]] = []
+
+
+def _idempotent_for(table_name: str | None, client: Any, make_idempotent, window_seconds: int):
+    if _IDEMPOTENT and _IDEMPOTENT[0][0] == table_name and _IDEMPOTENT[0][1] is client:
+        return _IDEMPOTENT[0][2]
+    wrapped = make_idempotent(lambda act: act(), table_name, window_seconds, dynamodb_client=client)
+    _IDEMPOTENT[:] = [(table_name, client, wrapped)]
+    return wrapped
 
 
 def _own_account(context: Any) -> str | None:
@@ -54,20 +71,32 @@ def _time_left(context: Any):
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = Settings.from_env()
-    from keyfix.idempotency import DEFAULT_WINDOW_SECONDS, InProgressElsewhere, make_idempotent
+    from keyfix.idempotency import DEFAULT_WINDOW_SECONDS, make_idempotent
+    from keyfix.resolve.clients import CONTAINER
     from keyfix.resolve.gateway import AwsGateway
 
-    # This account is the function's own (from its ARN), never what the event claims.
-    gw = AwsGateway(tracer=tracer, account=_own_account(context))  # makes no client until one is used
+    # This account is the function's own (from its ARN), never what the event claims. The
+    # session and clients are the warm container's (CONTAINER); reads, memo and the call log
+    # are this invocation's alone. No client is made until one is used.
+    gw = AwsGateway(tracer=tracer, account=_own_account(context), pool=CONTAINER)
 
     def once(incident_key, act):
         # Built on first use: an unrecognised event never reaches it.
-        wrapped = make_idempotent(lambda act: act(), settings.table_name, DEFAULT_WINDOW_SECONDS,
-                                  dynamodb_client=gw.client("dynamodb") if settings.table_name else None,
-                                  lambda_context=context)
+        client = gw.client("dynamodb") if settings.table_name else None
+        wrapped = _idempotent_for(settings.table_name, client, make_idempotent, DEFAULT_WINDOW_SECONDS)
+        wrapped.register_lambda_context(context)
         return wrapped(incident_key, act)
 
     applied_by = getattr(context, "invoked_function_arn", None) or "keyfix-lambda"
+    try:
+        return _run(event, context, settings, gw, once, applied_by)
+    finally:
+        gw.release()
+
+
+def _run(event, context, settings, gw, once, applied_by) -> dict[str, Any]:
+    from keyfix.idempotency import InProgressElsewhere
+
     try:
         # The pipeline builds the store (locks, audit) itself, after parsing.
         report = process_event(event, settings, gw, once=once, applied_by=applied_by,

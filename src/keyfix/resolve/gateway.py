@@ -126,8 +126,12 @@ class AwsGateway:
         tracer: Any = None,
         cross_account_role: str | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        pool: Any = None,
     ) -> None:
         self._session = session
+        # keyfix.resolve.clients.ClientPool: this account's session and clients outlive the
+        # gateway (a warm container's); an explicit `session` wins (tests hand one in).
+        self._pool = pool if session is None else None
         self.account = account
         self.partition: str | None = None  # set from STS GetCallerIdentity (home_account)
         self.region = region
@@ -151,6 +155,8 @@ class AwsGateway:
     @property
     def session(self) -> Any:
         if self._session is None:
+            if self._pool is not None:
+                return self._pool.session()
             import boto3  # lazy: cold start
 
             self._session = boto3.session.Session()
@@ -176,9 +182,30 @@ class AwsGateway:
         cache_key = (service, account, region)
         found = self._clients.get(cache_key)
         if found is None:
-            found = self._new_client(service, account, region)
+            if self._pool is not None and account is None:
+                found = self._pool.client(service, region, self.max_attempts)
+            else:
+                found = self._new_client(service, account, region)
             self._clients[cache_key] = found
+        if self._pool is not None:
+            self.activate()  # a pooled client's calls count on the gateway that handed it out
         return found
+
+    def activate(self) -> None:
+        """Make this gateway the one pooled clients report to in this thread (keyfix.resolve.clients)."""
+        from keyfix.resolve.clients import ACTIVE_GATEWAY
+
+        if ACTIVE_GATEWAY.get() is not self:
+            ACTIVE_GATEWAY.set(self)
+
+    def release(self) -> None:
+        """End of the invocation: pooled clients stop reporting to this gateway, and the
+        gateway (its read cache, memo, call log) is not kept alive by the pool."""
+        if self._pool is not None:
+            from keyfix.resolve.clients import ACTIVE_GATEWAY
+
+            if ACTIVE_GATEWAY.get() is self:
+                ACTIVE_GATEWAY.set(None)
 
     def _new_client(self, service: str, account: str | None, region: str | None) -> Any:
         from botocore.config import Config  # lazy: cold start
