@@ -103,6 +103,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return run(args.file, args.format, sys.stdout, sys.stderr)
 
 
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from keyfix.predict.cli_scan import run
+
+    return run(args)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from keyfix.demo import main as demo_main
 
@@ -166,6 +172,18 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--audit-key", metavar="ARN", help="override KEYFIX_AUDIT_KEY_ARN (checks each record's MAC)")
     history.add_argument("--format", choices=["json", "text"], default="text")
     history.set_defaults(func=_cmd_history)
+
+    scan = add_command(
+        sub, "scan",
+        help="check every Auto Scaling group (or the named ones) for a launch that fails or would fail",
+        description="Check every Auto Scaling group of the account and Region (or the named ones) and every "
+        "stopped instance with a KMS-related state reason, as the scheduled sweep does. Exit status: 0 nothing "
+        "fails or would fail, 1 something does, 2 bad input or usage, 3 the scan could not complete.",
+    )
+    from keyfix.predict.cli_scan import add_arguments as scan_arguments
+
+    scan_arguments(scan)
+    scan.set_defaults(func=_cmd_scan)
 
     demo = add_command(
         sub, "demo",
