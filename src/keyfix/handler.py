@@ -35,10 +35,9 @@ def _count(report) -> None:
     if report.duplicate_of is not None:  # the first run's findings, already counted by that run
         metrics.add_metric(name="DuplicateIncidents", unit=MetricUnit.Count, value=1)
         return
-    for finding in report.findings:
-        metrics.add_metric(name=f"Finding_{finding.cause}", unit=MetricUnit.Count, value=1)
-        for fix in finding.fixes:
-            metrics.add_metric(name=f"Fix_{fix.status}", unit=MetricUnit.Count, value=1)
+    from keyfix.observe import count
+
+    count(report, metrics)  # Findings/Predictions by Cause, Fixes by Status (keyfix.observe)
 
 
 # The idempotency wrapper of the container's DynamoDB client: Powertools' persistence layer
@@ -67,10 +66,13 @@ def _time_left(context: Any):
 
 
 @logger.inject_lambda_context(correlation_id_path="id", clear_state=True)
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = Settings.from_env()
+    from keyfix.switch import current_switch
+
+    logger.append_keys(switch=current_switch().state)  # every line says whether on-call paused keyfix
     from keyfix.idempotency import DEFAULT_WINDOW_SECONDS, make_idempotent
     from keyfix.resolve.clients import CONTAINER
     from keyfix.resolve.gateway import AwsGateway
@@ -118,6 +120,10 @@ def _run(event, context, settings, gw, once, applied_by) -> dict[str, Any]:
         report = internal_error_report(event, settings.mode, exc)
         notify_best_effort(report, settings.sns_topic_arn, gw, gw.account)
     _count(report)
+    from keyfix.observe import annotate, log_keys
+
+    logger.append_keys(**log_keys(report))  # flat keys Logs Insights filters on
+    annotate(tracer, report)
     result = report.to_dict()
     logger.info("report", extra={"report": result})
     return result
