@@ -19,7 +19,7 @@ NOTIFY_WINDOW_SECONDS = 3600
 
 
 def process_event(raw: Any, settings: Settings, gw=None, observer=None, *, store=None, once=None,
-                  applied_by: str = "keyfix", time_left=None) -> Report:
+                  applied_by: str = "keyfix", time_left=None, follow_up: bool = True) -> Report:
     """Raises keyfix.events.EventError for a malformed event; everything else is reported.
 
     `store`: keyfix.store.Store/NullStore (default: from settings). `once`: a
@@ -28,9 +28,16 @@ def process_event(raw: Any, settings: Settings, gw=None, observer=None, *, store
     carrying the first run's findings, `duplicate_of` and `handled_at`. Raises
     keyfix.idempotency.InProgressElsewhere when another invocation is handling the same
     incident right now. `time_left()`: seconds the invocation has left; writes stop before it
-    runs out (see remedies.apply)."""
+    runs out (see remedies.apply). `follow_up`: schedule the delayed re-check when one is due
+    (keyfix.followup; False for the re-check's own run). A batch from the follow-up queue is a
+    re-check (keyfix.followup.recheck)."""
     from keyfix.events import parse
+    from keyfix.followup import is_sqs_batch
 
+    if is_sqs_batch(raw):
+        from keyfix.followup.recheck import handle_batch
+
+        return handle_batch(raw, settings, gw, applied_by=applied_by, time_left=time_left)
     incident = parse(raw)
     report = Report(
         event=EventRef(incident.event_id, incident.source, incident.detail_type, incident.trigger),
@@ -48,6 +55,10 @@ def process_event(raw: Any, settings: Settings, gw=None, observer=None, *, store
         from keyfix.resolve.gateway import AwsGateway
 
         gw = AwsGateway(region=incident.region or None)
+    if incident.trigger == Trigger.RECOVERY:  # one table read unless keyfix repaired the group
+        from keyfix.followup.recovery import handle_launch_successful
+
+        return handle_launch_successful(incident, report, settings, gw)
     if store is None:
         from keyfix.store import store_from_settings
 
@@ -67,6 +78,10 @@ def process_event(raw: Any, settings: Settings, gw=None, observer=None, *, store
             from keyfix.notify import publish
 
             publish(report, settings.sns_topic_arn, gw, account=incident.account)
+        if follow_up:
+            from keyfix.followup.schedule import schedule_after_event
+
+            schedule_after_event(raw, incident, report, changes, settings, gw)
         return report.to_dict()
 
     if once is None:

@@ -240,6 +240,7 @@ CONTRACT_VARIABLES = {  # shared/contract/README.md, "Configuration"
 # Additions to the contract's configuration (README, "Deploy"), read where they are used.
 ADDED_VARIABLES = {
     "KEYFIX_AUDIT_KEY_ARN": ({"Fn::GetAtt": ["AuditMacKey", "Arn"]}, "src/keyfix/store/common.py"),
+    "KEYFIX_FOLLOWUP_QUEUE_URL": ({"Ref": "FollowUpQueue"}, "src/keyfix/followup/schedule.py"),
 }
 
 
@@ -360,6 +361,7 @@ RULES = {
     "KmsAccessDeniedRule",
     "EbsVolumeFailureRule",
     "Ec2StoppedRule",
+    "AsgLaunchSuccessfulRule",
 }
 
 
@@ -478,7 +480,7 @@ EVENTS: list[tuple[str, dict[str, Any], set[str]]] = [
     ("terminated, client error in Cause", _asg("EC2 Instance Terminate Successful", Cause="At ... " + CLIENT_ERROR), {"AsgLaunchTerminatedRule"}),
     ("terminated, volume limit", _asg("EC2 Instance Terminate Successful", StatusMessage=VOLUME_LIMIT), set()),
     ("terminated, scale-in", _asg("EC2 Instance Terminate Successful", Cause="At 2024 a user request update of AutoScalingGroup constraints"), set()),
-    ("launch successful", _asg("EC2 Instance Launch Successful", StatusMessage=""), set()),
+    ("launch successful", _asg("EC2 Instance Launch Successful", StatusMessage=""), {"AsgLaunchSuccessfulRule"}),
     ("kms denied, user", _kms_denied(USER), {"KmsAccessDeniedRule"}),
     ("kms denied exception, asg slr", _kms_denied(ASG_SLR, "AccessDeniedException"), {"KmsAccessDeniedRule"}),
     ("kms denied, other role", _kms_denied(_assumed("arn:aws:iam::111122223333:role/app")), {"KmsAccessDeniedRule"}),
@@ -643,6 +645,7 @@ READS = {
     "cloudtrail:LookupEvents", "sns:Publish", "dynamodb:GetItem", "dynamodb:PutItem",
     "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan", "xray:PutTraceSegments",
     "xray:PutTelemetryRecords", "sqs:SendMessage", "logs:CreateLogStream", "logs:PutLogEvents",
+    "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",  # the follow-up queue
 }
 
 

@@ -45,6 +45,7 @@ _MODELS: dict[str, tuple[str, str]] = {
     "KmsAccessDeniedRule": ("keyfix.events.cloudtrail", "KmsCloudTrailEvent"),
     "EbsVolumeFailureRule": ("keyfix.events.ebs", "EbsVolumeNotificationEvent"),
     "Ec2StoppedRule": ("keyfix.events.ec2", "Ec2StateChangeEvent"),
+    "AsgLaunchSuccessfulRule": ("keyfix.events.recovery", "AsgLaunchSuccessfulEvent"),
 }
 
 _MAX_ERRORS = 5

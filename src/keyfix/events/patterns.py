@@ -126,10 +126,20 @@ PATTERNS: dict[str, dict[str, Any]] = {
     },
 }
 
+# A group keyfix repaired launches again (issue #11, confirm recovery). Fires for every
+# successful launch in the account: keyfix.followup.recovery keeps the common case to one
+# DynamoDB read.
+# https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-event-reference.html
+PATTERNS["AsgLaunchSuccessfulRule"] = {
+    "source": ["aws.autoscaling"],
+    "detail-type": ["EC2 Instance Launch Successful"],
+}
+
 RULE_TRIGGERS: dict[str, Trigger] = {
     "AsgLaunchFailureRule": Trigger.ASG_LAUNCH_FAILURE,
     "AsgLaunchTerminatedRule": Trigger.ASG_LAUNCH_FAILURE,
     "KmsAccessDeniedRule": Trigger.KMS_ACCESS_DENIED,
     "EbsVolumeFailureRule": Trigger.EBS_VOLUME_FAILURE,
     "Ec2StoppedRule": Trigger.EC2_LAUNCH_FAILURE,
+    "AsgLaunchSuccessfulRule": Trigger.RECOVERY,
 }

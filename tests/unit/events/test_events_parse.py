@@ -177,7 +177,8 @@ def test_readme_lists_every_sample():
     [
         {},
         {"id": 5, "source": ["aws.ec2"], "detail-type": None, "account": {}, "region": 1.5, "time": 0},
-        {"source": "aws.autoscaling", "detail-type": "EC2 Instance Launch Successful", "detail": {}},
+        # (Launch Successful is keyfix's recovery trigger now: tests/unit/events/test_events_followup.py)
+        {"source": "aws.autoscaling", "detail-type": "EC2 Instance Detach Successful", "detail": {}},
         {"source": "my.app", "detail-type": "EC2 Instance Launch Unsuccessful", "detail": {}},
         {"source": "aws.ec2", "detail-type": "EBS Volume Notification", "detail": "failed"},
     ],

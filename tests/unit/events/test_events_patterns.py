@@ -80,6 +80,7 @@ def test_every_rule_has_a_trigger_and_a_valid_aws_pattern():
         Trigger.KMS_ACCESS_DENIED,
         Trigger.EBS_VOLUME_FAILURE,
         Trigger.EC2_LAUNCH_FAILURE,
+        Trigger.RECOVERY,
     }
     for name, pattern in PATTERNS.items():
         validate_pattern(pattern)
