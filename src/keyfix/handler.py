@@ -91,6 +91,10 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
     applied_by = getattr(context, "invoked_function_arn", None) or "keyfix-lambda"
     try:
+        from keyfix.predict.lambda_sweep import is_sweep_event, sweep
+
+        if is_sweep_event(event):  # the scheduled sweep: a keyfix.scan/1 document (keyfix.predict)
+            return sweep(event, settings, gw, once=once, time_left=_time_left(context), applied_by=applied_by)
         return _run(event, context, settings, gw, once, applied_by)
     finally:
         gw.release()

@@ -179,9 +179,22 @@ class Sweeper:
             except AwsError as err:  # readers report their own; this is an AWS error outside them
                 out.unchecked.append(f"{subject.kind} {subject.name}: {err.reason()}")
                 return
+            except Exception as exc:  # noqa: BLE001 - one subject's bug must not end the pass
+                from keyfix.idempotency import InProgressElsewhere
+
+                if isinstance(exc, InProgressElsewhere):  # an event of the same failure is being handled
+                    (out.checked_groups if subject.kind == "group" else out.checked_instances).append(subject.name)
+                    return
+                log.exception("internal error checking %s %s", subject.kind, subject.name)
+                out.unchecked.append(f"{subject.kind} {subject.name}: keyfix hit an internal error "
+                                     f"({type(exc).__name__}) and did not check it")
+                return
             if len(self.run.gw.throttled) == before or not self._backoff(attempt):
                 break
             attempt += 1
+            # Facts derived from a throttled read (a key without its policy, say) are not the
+            # key's: forget them; the reads that succeeded stay memoised in the gateway.
+            self.run.gw.memo.clear()
         throttled = self.run.gw.throttled[before:]
         if throttled:
             calls = ", ".join(dict.fromkeys(f"{s}:{o}" for s, o in throttled))
