@@ -43,8 +43,17 @@ def process_event(raw: Any, settings: Settings, gw=None, observer=None, *, store
         event=EventRef(incident.event_id, incident.source, incident.detail_type, incident.trigger),
         mode=settings.mode,
     )
+    from keyfix.switch import current_switch
+
+    switch = current_switch()  # on-call's runtime switch (cached): in every report
+    report.switch = switch.to_dict()
     if incident.trigger == Trigger.UNRECOGNISED:
         return report
+    if switch.paused:  # nothing read, written or sent; the event archive keeps the event
+        log.warning("paused by the runtime switch %s: event %s not handled", switch.source, incident.event_id)
+        return report
+    settings = switch.apply(settings)
+    report.mode = settings.mode
 
     from keyfix.diagnose import diagnose
     from keyfix.remedies.apply import WRITE_BUDGET_SECONDS, carry_out
@@ -72,6 +81,9 @@ def process_event(raw: Any, settings: Settings, gw=None, observer=None, *, store
         if settings.mode == Mode.APPLY and (time_left is None or time_left() > 2 * WRITE_BUDGET_SECONDS):
             # Writes whose outcome an earlier run could not confirm: a read settles them.
             settle_now_and_then(store, gw)
+        from keyfix.store.findings import record_findings
+
+        record_findings(store, report, raw)  # every finding with its report: keyfix history --findings
         if observer is not None:
             observer.record(report, changes)
         if settings.sns_topic_arn and _worth_notifying(report, changes, store, incident):
@@ -87,7 +99,9 @@ def process_event(raw: Any, settings: Settings, gw=None, observer=None, *, store
     if once is None:
         act()
         return report
-    return _once_per_incident(once, incident, report, settings, act)
+    result = _once_per_incident(once, incident, report, settings, act)
+    result.switch = report.switch
+    return result
 
 
 def _once_per_incident(once, incident, report: Report, settings: Settings, act) -> Report:

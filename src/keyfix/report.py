@@ -153,6 +153,8 @@ class Report:
     # {"first_failure_at", "recovered_at", "time_to_repair_seconds"} once a repaired group
     # launches again.
     recovery: dict[str, Any] | None = None
+    # The runtime switch in force for this run (keyfix.switch): {"state", "source", "reason"}.
+    switch: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -162,4 +164,5 @@ class Report:
             "findings": [f.to_dict() for f in self.findings],
             "duplicate_of": self.duplicate_of,
             "recovery": self.recovery,
+            "switch": self.switch,
         }

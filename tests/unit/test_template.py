@@ -241,6 +241,10 @@ CONTRACT_VARIABLES = {  # shared/contract/README.md, "Configuration"
 ADDED_VARIABLES = {
     "KEYFIX_AUDIT_KEY_ARN": ({"Fn::GetAtt": ["AuditMacKey", "Arn"]}, "src/keyfix/store/common.py"),
     "KEYFIX_FOLLOWUP_QUEUE_URL": ({"Ref": "FollowUpQueue"}, "src/keyfix/followup/schedule.py"),
+    "KEYFIX_NOTIFY_OWNERS": ({"Ref": "NotifyOwners"}, "src/keyfix/messages/owner.py"),
+    "KEYFIX_HTTPS_MESSAGE": ({"Ref": "HttpsMessage"}, "src/keyfix/messages/structure.py"),
+    "KEYFIX_SWITCH_PARAMETER": ({"Ref": "RuntimeSwitch"}, "src/keyfix/switch.py"),
+    "KEYFIX_HISTORY_RETENTION_DAYS": ({"Ref": "HistoryRetentionDays"}, "src/keyfix/store/findings.py"),
 }
 
 
@@ -646,6 +650,7 @@ READS = {
     "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan", "xray:PutTraceSegments",
     "xray:PutTelemetryRecords", "sqs:SendMessage", "logs:CreateLogStream", "logs:PutLogEvents",
     "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",  # the follow-up queue
+    "ssm:GetParameter",
 }
 
 
@@ -758,15 +763,16 @@ def test_email_subscription_is_optional(resources):
 
 def test_alarms_notify_the_topic(resources):
     alarms = of_type(resources, "AWS::CloudWatch::Alarm")
-    by_metric = {(a["Properties"]["Namespace"], a["Properties"]["MetricName"]): a["Properties"] for a in alarms.values()}
+    by_metric = {(a["Properties"].get("Namespace"), a["Properties"].get("MetricName")): a["Properties"]
+                 for a in alarms.values()}
     errors = by_metric[("AWS/Lambda", "Errors")]
     assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "KeyfixFunction"}}]
     assert errors["Threshold"] == 1 and errors["Period"] == 300
     assert errors["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     dlq = by_metric[("AWS/SQS", "ApproximateNumberOfMessagesVisible")]
     assert dlq["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}
-    for props in (errors, dlq):
-        assert props["AlarmActions"] == [{"Ref": "NotificationTopic"}]
+    for props in (errors, dlq):  # alarms have their own, never-filtered topic (issue #12)
+        assert props["AlarmActions"] == [{"Ref": "AlarmTopic"}] == props["OKActions"]
 
 
 def test_outputs(tpl):
@@ -927,3 +933,4 @@ def test_every_scanner_suppression_says_why(resources):
         ignored = meta.get("cfn-lint", {}).get("config", {}).get("ignore_checks", [])
         count += len(ignored)
     assert count >= 8
+
