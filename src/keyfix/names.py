@@ -101,6 +101,9 @@ _GROUP_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]{1,255}", re.ASCII)
 # https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/resource-ids.html
 _SNAPSHOT_ID = re.compile(r"snap-([0-9a-f]{8}|[0-9a-f]{17})", re.ASCII)
 _IMAGE_ID = re.compile(r"ami-([0-9a-f]{8}|[0-9a-f]{17})", re.ASCII)
+# Volume ids have the same shape as snapshot and AMI ids.
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Volume.html
+_VOLUME_ID = re.compile(r"vol-(?:[0-9a-f]{8}|[0-9a-f]{17})", re.ASCII)
 
 
 def user_name(value: str) -> str:
@@ -166,6 +169,10 @@ def group_name(value: str) -> str:
 
 def snapshot_id(value: str) -> str:
     return _check("snapshot id", value, _SNAPSHOT_ID, "snap- and 8 or 17 lowercase hexadecimal digits")
+
+
+def volume_id(value: str) -> str:
+    return _check("volume id", value, _VOLUME_ID, "vol- and 8 or 17 lowercase hexadecimal digits")
 
 
 def image_id(value: str) -> str:

@@ -107,30 +107,44 @@ def subject(report: Report) -> str:
     return _cut(text, SUBJECT_MAX)
 
 
+def _line(value: object) -> str:
+    """One line of text whatever a value holds: event text (an encryption context, a group
+    name) can carry newlines and terminal controls, which must never start a line of their
+    own in what on-call reads (a fake "$ command" above the real ones). Non-printable
+    characters are shown escaped."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   for c in text)
+
+
 def report_text(report: Report) -> str:
     ev = report.event
-    lines = [f"keyfix {report.mode} | {ev.trigger} | {ev.detail_type or '-'} from {ev.source or '-'} | event {ev.id}"]
+    L = _line  # noqa: N806 - every value below goes through it
+    lines = [f"keyfix {L(report.mode)} | {L(ev.trigger)} | {L(ev.detail_type or '-')} from {L(ev.source or '-')} "
+             f"| event {L(ev.id)}"]
     if report.duplicate_of is not None:
         # The first run's findings follow: a duplicate never reads as "nothing found".
         handled_at = getattr(report, "handled_at", None) or "an unknown time"
-        lines.append(f"Duplicate of event {report.duplicate_of}, handled at {handled_at}; its findings:")
+        lines.append(f"Duplicate of event {L(report.duplicate_of)}, handled at {L(handled_at)}; its findings:")
         if not report.findings:
             lines.append("No finding: the first run found nothing to do.")
     elif not report.findings:
         lines.append("No finding: the event is not one keyfix acts on.")
     for i, f in enumerate(report.findings, 1):
-        lines += ["", f"Finding {i}: {f.cause}"]
-        lines.append(f"  principal : {f.principal or '-'}")
-        lines.append(f"  key       : {f.key_arn or '-'}")
+        lines += ["", f"Finding {i}: {L(f.cause)}"]
+        lines.append(f"  principal : {L(f.principal or '-')}")
+        lines.append(f"  key       : {L(f.key_arn or '-')}")
         if f.resource:
-            lines.append(f"  resource  : {f.resource}")
+            lines.append(f"  resource  : {L(f.resource)}")
         if f.operations:
-            lines.append(f"  operations: {', '.join(f.operations)}")
-        lines.append(f"  why       : {f.explanation}")
+            lines.append(f"  operations: {L(', '.join(f.operations))}")
+        lines.append(f"  why       : {L(f.explanation)}")
         for fix in f.fixes:
-            lines.append(f"  fix [{fix.status}] {fix.kind} in account {fix.target_account} on {fix.target}")
+            lines.append(f"  fix [{L(fix.status)}] {L(fix.kind)} in account {L(fix.target_account)} on {L(fix.target)}")
             if fix.reason:
-                lines.append(f"      reason: {fix.reason}")
+                lines.append(f"      reason: {L(fix.reason)}")
             for command in fix.cli:
-                lines.append(f"      $ {command}")
+                lines.append(f"      $ {L(command)}")
     return "\n".join(lines)

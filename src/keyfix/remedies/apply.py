@@ -33,13 +33,16 @@ WRITE_BUDGET_SECONDS = 15.0
 
 
 def carry_out(findings: list[Finding], situation: Situation, settings, gw, store=None,
-              applied_by: str = "keyfix", time_left: Callable[[], float] | None = None) -> list[dict[str, Any]]:
+              applied_by: str = "keyfix", time_left: Callable[[], float] | None = None,
+              on_applied: Callable[[Finding], None] | None = None) -> list[dict[str, Any]]:
     """Apply what may be applied; returns one audit dict per write made.
 
     With `store` (keyfix.store), writes to a key run under that key's lock and every write
     is journalled: intent before the AWS call, outcome after (`writers.Journal`); the audit
     dict then carries the record's `change_id` (for keyfix rollback). `time_left` returns the
-    seconds the invocation has left (the Lambda context's)."""
+    seconds the invocation has left (the Lambda context's). `on_applied(finding)` runs right
+    after a write that changed something, still under the key's lock, so whoever waited for
+    the lock sees its effect (the pipeline opens the notification window there)."""
     if settings.mode != Mode.APPLY:
         return []
     account = situation.incident.account
@@ -77,7 +80,8 @@ def carry_out(findings: list[Finding], situation: Situation, settings, gw, store
             try:
                 checked = safety.check_fix(fix, principal=principal, key=key, account=account, partition=partition,
                                            settings=settings)
-                change = _write(fix, checked, gw, store, journal, owner=f"{applied_by}:{situation.incident.event_id}")
+                change = _write(fix, checked, gw, store, journal, owner=f"{applied_by}:{situation.incident.event_id}",
+                                on_applied=(lambda f=finding: on_applied(f)) if on_applied else None)
             except safety.Refusal as refusal:
                 fix.status, fix.reason = FixStatus.REFUSED, str(refusal)
                 blocked = "an earlier step was refused"
@@ -163,8 +167,18 @@ def _key_lock(store, key_arn: str, owner: str):
     return store.lock(key_arn, owner) if store is not None else contextlib.nullcontext()
 
 
+def _announced(change: dict[str, Any] | None, on_applied: Callable[[], None] | None) -> dict[str, Any] | None:
+    """`on_applied()` after a write that changed something; its failure never undoes the write."""
+    if change is not None and on_applied is not None:
+        try:
+            on_applied()
+        except Exception:  # noqa: BLE001 - bookkeeping after the write; the write stands
+            log.exception("after the write: could not record it for notifications")
+    return change
+
+
 def _write(fix: Fix, checked: safety.CheckedPrincipal | None, gw, store, journal: writers.Journal,
-           owner: str = "keyfix") -> dict[str, Any] | None:
+           owner: str = "keyfix", on_applied: Callable[[], None] | None = None) -> dict[str, Any] | None:
     """One write, naming `checked` and nothing the fix could re-derive."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -175,12 +189,14 @@ def _write(fix: Fix, checked: safety.CheckedPrincipal | None, gw, store, journal
             raise safety.Refusal("no checked principal for a change that names one")
         if fix.kind == FixKind.KEY_POLICY_STATEMENT:
             with _key_lock(store, fix.target, owner):
-                return writers.add_key_policy_statements(gw.client("kms"), checked, fix.target, fix.document, journal)
+                return _announced(writers.add_key_policy_statements(gw.client("kms"), checked, fix.target,
+                                                                    fix.document, journal), on_applied)
         if fix.kind == FixKind.GRANT:
             with _key_lock(store, fix.document["KeyId"], owner):
-                return writers.create_grant(gw.client("kms"), checked, fix.document, journal)
+                return _announced(writers.create_grant(gw.client("kms"), checked, fix.document, journal), on_applied)
         if fix.kind == FixKind.IDENTITY_POLICY:
-            return writers.put_identity_policy(gw.client("iam"), checked, fix.document, journal)
+            return _announced(writers.put_identity_policy(gw.client("iam"), checked, fix.document, journal),
+                              on_applied)
     except LockTimeout as exc:
         raise writers.WriteFailed(str(exc)) from exc
     except ClientError as exc:  # a read before the write failed: nothing was written

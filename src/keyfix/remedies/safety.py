@@ -76,16 +76,24 @@ def check_fix(fix: Fix, *, principal: PrincipalFacts | None, key: KeyFacts | Non
     if named != {checked.arn}:
         raise Refusal(f"the change names {sorted(named) or 'no principal'}, not exactly the checked principal "
                       f"{checked.arn}; keyfix writes only for the principal it checked")
-    if fix.kind in (FixKind.KEY_POLICY_STATEMENT, FixKind.GRANT) and key is not None:
+    if key is None:
+        raise Refusal("keyfix has no facts about the key this change is for; it writes nothing for it")
+    if fix.kind in (FixKind.KEY_POLICY_STATEMENT, FixKind.GRANT):
         check_key(key, settings, writes_policy=fix.kind == FixKind.KEY_POLICY_STATEMENT)
     if fix.kind == FixKind.KEY_POLICY_STATEMENT:
         for statement in fix.document or []:
             check_statement(statement)
     if fix.kind == FixKind.IDENTITY_POLICY:
+        if not key.exists or key.state is None or key.manager is None:
+            raise Refusal(f"keyfix could not read {key.arn} (DescribeKey); it writes no identity policy for a key "
+                          "it has not read")
         document = (fix.document or {}).get("PolicyDocument") or {}
         statements = document.get("Statement", [])
         for statement in [statements] if isinstance(statements, dict) else statements:
             check_actions(statement.get("Sid", ""), statement)
+            resources = statement.get("Resource") if isinstance(statement, dict) else None
+            if ([resources] if isinstance(resources, str) else resources) != [key.arn]:
+                raise Refusal(f"the identity policy must be scoped to exactly {key.arn}")
     if fix.kind == FixKind.GRANT:
         if checked.kind != "service-linked-role" or not slr_service(checked.arn, account=account, partition=partition):
             raise Refusal(f"keyfix creates grants only for this account's Auto Scaling / EC2 Spot service-linked "

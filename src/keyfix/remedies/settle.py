@@ -86,13 +86,18 @@ def _key_policy(gw: Any, change: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def _grant(gw: Any, change: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Only the grant with this change's own name (writers.create_grant makes it unique) and
+    exactly the recorded operations is keyfix's; two such grants cannot be told apart."""
     grant = change.get("grant") or {}
     kms = gw.client("kms")
-    for page in kms.get_paginator("list_grants").paginate(KeyId=grant["KeyId"],
-                                                          GranteePrincipal=grant["GranteePrincipal"]):
-        for found in page.get("Grants", []):
-            if found.get("Name") == grant.get("Name") and set(grant["Operations"]) <= set(found.get("Operations", [])):
-                return "applied", {"grant_id": found.get("GrantId"), "reason": "settled later: the grant exists"}
+    pages = kms.get_paginator("list_grants").paginate(KeyId=grant["KeyId"], GranteePrincipal=grant["GranteePrincipal"])
+    found = [g for page in pages for g in page.get("Grants", [])
+             if g.get("Name") == grant.get("Name") and set(g.get("Operations", [])) == set(grant["Operations"])
+             and g.get("GranteePrincipal") == grant["GranteePrincipal"]]
+    if len(found) == 1:
+        return "applied", {"grant_id": found[0].get("GrantId"), "reason": "settled later: the grant exists"}
+    if found:
+        return "unverified", {"reason": "settled later: several grants carry this change's name"}
     return "failed", {"reason": "settled later: no such grant exists"}
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from typing import Any
 
 # Imported only once an event needs a write (pipeline imports remedies after parsing), when
@@ -182,8 +183,11 @@ def _settle_key_policy(kms, key_arn: str, to_add: list[dict], after: dict, befor
 def create_grant(kms, checked: CheckedPrincipal, params: dict[str, Any], journal: Journal) -> dict[str, Any] | None:
     """A grant to the checked service-linked role, made from this account.
     https://docs.aws.amazon.com/kms/latest/APIReference/API_CreateGrant.html"""
+    # The name is this change's own: a grant someone else makes later under keyfix's usual
+    # name can never be taken for keyfix's (settle, rollback). Grant names allow
+    # [a-zA-Z0-9:/_-]: https://docs.aws.amazon.com/kms/latest/APIReference/API_CreateGrant.html
     request = {"KeyId": params["KeyId"], "GranteePrincipal": checked.arn,
-               "Operations": list(params["Operations"]), "Name": params["Name"]}
+               "Operations": list(params["Operations"]), "Name": f"{params['Name']}-{uuid.uuid4().hex[:12]}"}
     try:
         existing = _matching_grant(kms, request)
     except ClientError as exc:
@@ -196,6 +200,7 @@ def create_grant(kms, checked: CheckedPrincipal, params: dict[str, Any], journal
     if existing is not None:
         params["GrantId"] = existing
         return None
+    params["Name"] = request["Name"]
     journal.intent({"kind": "grant", "target": request["KeyId"], "principal": checked.arn, "grant": request})
     try:
         grant_id = kms.create_grant(**request)["GrantId"]
@@ -203,7 +208,7 @@ def create_grant(kms, checked: CheckedPrincipal, params: dict[str, Any], journal
         if not _answer_lost(exc):
             raise WriteFailed(_error_text(exc)) from exc
         try:
-            grant_id = _matching_grant(kms, request)
+            grant_id = _matching_grant(kms, request, by_name=True)
         except _AWS_ERRORS as read_exc:
             raise WriteUnverified(f"the answer to CreateGrant was lost ({_error_text(exc)}) and ListGrants "
                                   f"failed ({_error_text(read_exc)}); a later check settles it") from read_exc
@@ -214,15 +219,21 @@ def create_grant(kms, checked: CheckedPrincipal, params: dict[str, Any], journal
     return {"target": request["KeyId"], "grant_id": grant_id, "grant": dict(request)}
 
 
-def _matching_grant(kms, request: dict[str, Any]) -> str | None:
+def _matching_grant(kms, request: dict[str, Any], by_name: bool = False) -> str | None:
+    """A grant that already gives the grantee the operations (any name: nothing to do), or,
+    `by_name`, the one grant this change made (its unique name and exact operations)."""
     wanted = set(request["Operations"])
     paginator = kms.get_paginator("list_grants")
+    found = []
     for page in paginator.paginate(KeyId=request["KeyId"], GranteePrincipal=request["GranteePrincipal"]):
         for grant in page.get("Grants", []):
-            if grant.get("GranteePrincipal") == request["GranteePrincipal"] and \
-                    wanted <= set(grant.get("Operations", [])) and not grant.get("Constraints"):
+            if grant.get("GranteePrincipal") != request["GranteePrincipal"] or grant.get("Constraints"):
+                continue
+            if by_name and grant.get("Name") == request["Name"] and set(grant.get("Operations", [])) == wanted:
+                found.append(grant.get("GrantId"))
+            elif not by_name and wanted <= set(grant.get("Operations", [])):
                 return grant.get("GrantId")
-    return None
+    return found[0] if len(found) == 1 else None
 
 
 # -- identity policy ------------------------------------------------------------------------
@@ -250,19 +261,22 @@ def put_identity_policy(iam, checked: CheckedPrincipal, document: dict[str, Any]
                              "keyfix never replaces a policy it did not write")
     journal.intent({"kind": "identity-policy", "target": checked.arn, "principal": checked.arn,
                     "policy_name": policy_name, "after": policy})
+    lost = None
     try:
         put(**ref, PolicyDocument=json.dumps(policy))
     except _AWS_ERRORS as exc:
         if not _answer_lost(exc):
             raise WriteFailed(_error_text(exc)) from exc
-        try:
-            current = _inline_policy(iam, get, ref)
-        except _AWS_ERRORS as read_exc:
-            raise WriteUnverified(f"the answer to Put{entity}Policy was lost and the read-back failed "
-                                  f"({_error_text(read_exc)})") from read_exc
-        if current is None or canonical(current) != canonical(policy):
-            raise WriteFailed(f"the answer to Put{entity}Policy was lost ({_error_text(exc)}); the policy is not "
-                              "in force") from exc
+        lost = f"the answer to Put{entity}Policy was lost ({_error_text(exc)})"
+    try:
+        current = _inline_policy(iam, get, ref)
+    except _AWS_ERRORS as read_exc:
+        raise WriteUnverified(f"{lost or f'Put{entity}Policy succeeded'}, and the read-back failed "
+                              f"({_error_text(read_exc)})") from read_exc
+    if current is None or canonical(current) != canonical(policy):
+        why = f"{lost}; the policy is not in force" if lost else \
+            "conflict: the inline policy changed after keyfix's write; keyfix left it as it is"
+        raise WriteFailed(why)
     return {"target": checked.arn, "policy_name": policy_name, "before": None, "after": policy}
 
 

@@ -235,6 +235,10 @@ def _kms_access_denied(incident: Incident, gw: AwsGateway, s: Situation) -> None
             context[f"kms:EncryptionContext:{name}"] = value
         context["kms:EncryptionContextKeys"] = sorted(incident.encryption_context)
     volume = incident.encryption_context.get("aws:ebs:id")
+    if volume is not None and not _is_volume_id(volume):
+        # Free text in the event, whoever called KMS chose it: never a resource keyfix names.
+        s.notes.append("the event's aws:ebs:id is not a volume id; keyfix ignores it")
+        volume = None
     resource = (
         f"arn:{partition_of(region)}:ec2:{region}:{incident.account}:volume/{volume}" if volume else None
     )
@@ -248,6 +252,16 @@ def _kms_access_denied(incident: Incident, gw: AwsGateway, s: Situation) -> None
             del context[name]  # the other operations carry contexts of their own
     s.needs.append(AccessNeed(principal=facts.arn, key_arn=key.arn, operations=operations, context=context,
                               resource=resource))
+
+
+def _is_volume_id(value: object) -> bool:
+    from keyfix import names
+
+    try:
+        names.volume_id(value)  # type: ignore[arg-type]
+    except names.InvalidName:
+        return False
+    return True
 
 
 def _principal_of(caller: Caller) -> str | None:

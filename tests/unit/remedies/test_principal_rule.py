@@ -20,7 +20,8 @@ from keyfix.resolve.facts import KeyFacts, PrincipalFacts
 
 ACCOUNT, OTHER = "111122223333", "999988887777"
 KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-OPTED_IN = KeyFacts(KEY, ACCOUNT, "us-east-1", manager="CUSTOMER", tags={"keyfix:auto-remediate": "true"})
+OPTED_IN = KeyFacts(KEY, ACCOUNT, "us-east-1", state="Enabled", manager="CUSTOMER",
+                    tags={"keyfix:auto-remediate": "true"})
 SLR_TAIL = "aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
 
 resources = st.sampled_from([

@@ -88,6 +88,12 @@ def test_grants_settle_by_name():
     found = Kms([], grants=[{**grant, "GrantId": "g-1"}])
     assert settle_unverified(Store([record]), Gw(found)) == [("g", "applied")]
     assert settle_unverified(Store([record]), Gw(Kms([]))) == [("g", "failed")]
+    # two grants under the change's own name cannot be told apart: still unverified
+    twins = Kms([], grants=[{**grant, "GrantId": "g-1"}, {**grant, "GrantId": "g-2"}])
+    assert settle_unverified(Store([record]), Gw(twins)) == [("g", "unverified")]
+    # more operations than recorded is not keyfix's grant
+    wider = Kms([], grants=[{**grant, "GrantId": "g-3", "Operations": [*grant["Operations"], "Encrypt"]}])
+    assert settle_unverified(Store([record]), Gw(wider)) == [("g", "failed")]
 
 
 def test_a_warm_container_lists_at_most_once_per_period():

@@ -263,7 +263,19 @@ IDENTITY_DOC = {"PolicyName": docs.identity_policy_name(KEY),
 def test_identity_policy_goes_to_iams_name_of_the_checked_role():
     iam = FakeIam()
     put_identity_policy(iam, CHECKED_OPS, IDENTITY_DOC, _journal())
-    assert iam.calls[-1] == ("PutRolePolicy", {"RoleName": "ops", "PolicyName": IDENTITY_DOC["PolicyName"]})
+    ref = {"RoleName": "ops", "PolicyName": IDENTITY_DOC["PolicyName"]}
+    assert iam.calls == [("GetRolePolicy", ref), ("PutRolePolicy", ref), ("GetRolePolicy", ref)]
+
+
+def test_an_inline_policy_changed_between_write_and_read_back_is_a_conflict():
+    """The review's race: another writer's put lands after keyfix's; keyfix says so."""
+    class Racing(FakeIam):
+        def put_role_policy(self, RoleName: str, PolicyName: str, PolicyDocument: str) -> None:
+            super().put_role_policy(RoleName, PolicyName, PolicyDocument)
+            self.inline[(RoleName, PolicyName)] = {"Version": "2012-10-17", "Statement": []}
+
+    with pytest.raises(WriteFailed, match="conflict"):
+        put_identity_policy(Racing(), CHECKED_OPS, IDENTITY_DOC, _journal())
 
 
 def test_an_inline_policy_keyfix_did_not_write_is_never_replaced():
@@ -321,6 +333,18 @@ def test_grant_with_lost_answer_is_settled_by_listing():
     kms = FakeGrants(lose_answer=True)
     result = create_grant(kms, CHECKED_SLR, dict(GRANT), _journal())
     assert result["grant_id"] == "g-0" and len(kms.created) == 1
+
+
+def test_each_grant_change_has_its_own_name_and_a_look_alike_is_never_taken_for_it():
+    """The review's decoy: after a lost answer, a grant someone made under keyfix's usual name
+    is not keyfix's; only the name this change chose counts."""
+    kms = FakeGrants(lose_answer=True)
+    kms.grants.append({"GrantId": "decoy", **GRANT, "Name": GRANT["Name"]})
+    kms.grants[-1]["Operations"] = list(GRANT["Operations"])[:-1]  # not enough: no "already present"
+    result = create_grant(kms, CHECKED_SLR, dict(GRANT), _journal())
+    (made,) = kms.created
+    assert made["Name"].startswith(GRANT["Name"] + "-") and made["Name"] != GRANT["Name"]
+    assert result["grant_id"] != "decoy"
 
 
 def test_grant_with_lost_answer_and_no_listing_is_unverified():
