@@ -120,6 +120,9 @@ class NullStore(AuditRecords):
     def should_notify(self, finding_fingerprint: str, window_seconds: int) -> bool:
         return True
 
+    def open_window(self, finding_fingerprint: str, window_seconds: int) -> None:
+        return None  # no table: every notification goes out
+
     # -- AuditRecords storage, in memory -------------------------------------------------
 
     def _next_seq(self) -> int:

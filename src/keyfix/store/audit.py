@@ -416,3 +416,16 @@ class RateLimitMixin(TableStore):
                 return False
             raise
         return True
+
+    def open_window(self, finding_fingerprint: str, window_seconds: int) -> None:
+        """Start a finding's window now, whatever was there: keyfix is telling on-call itself
+        (a write is always told), so nobody else should for `window_seconds`. One PutItem."""
+        now = self._now()
+        self.client.put_item(
+            TableName=self.table_name,
+            Item={
+                "id": {"S": NOTIFY_PREFIX + finding_fingerprint},
+                "notified_at": {"S": _iso(now)},
+                "expiration": {"N": str(now + int(window_seconds))},
+            },
+        )
