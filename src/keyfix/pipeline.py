@@ -19,7 +19,7 @@ NOTIFY_WINDOW_SECONDS = 3600
 
 
 def process_event(raw: Any, settings: Settings, gw=None, observer=None, *, store=None, once=None,
-                  applied_by: str = "keyfix", time_left=None) -> Report:
+                  applied_by: str = "keyfix", time_left=None, follow_up: bool = True) -> Report:
     """Raises keyfix.events.EventError for a malformed event; everything else is reported.
 
     `store`: keyfix.store.Store/NullStore (default: from settings). `once`: a
@@ -28,16 +28,32 @@ def process_event(raw: Any, settings: Settings, gw=None, observer=None, *, store
     carrying the first run's findings, `duplicate_of` and `handled_at`. Raises
     keyfix.idempotency.InProgressElsewhere when another invocation is handling the same
     incident right now. `time_left()`: seconds the invocation has left; writes stop before it
-    runs out (see remedies.apply)."""
+    runs out (see remedies.apply). `follow_up`: schedule the delayed re-check when one is due
+    (keyfix.followup; False for the re-check's own run). A batch from the follow-up queue is a
+    re-check (keyfix.followup.recheck)."""
     from keyfix.events import parse
+    from keyfix.followup import is_sqs_batch
 
+    if is_sqs_batch(raw):
+        from keyfix.followup.recheck import handle_batch
+
+        return handle_batch(raw, settings, gw, applied_by=applied_by, time_left=time_left)
     incident = parse(raw)
     report = Report(
         event=EventRef(incident.event_id, incident.source, incident.detail_type, incident.trigger),
         mode=settings.mode,
     )
+    from keyfix.switch import current_switch
+
+    switch = current_switch()  # on-call's runtime switch (cached): in every report
+    report.switch = switch.to_dict()
     if incident.trigger == Trigger.UNRECOGNISED:
         return report
+    if switch.paused:  # nothing read, written or sent; the event archive keeps the event
+        log.warning("paused by the runtime switch %s: event %s not handled", switch.source, incident.event_id)
+        return report
+    settings = switch.apply(settings)
+    report.mode = settings.mode
 
     from keyfix.diagnose import diagnose
     from keyfix.remedies.apply import WRITE_BUDGET_SECONDS, carry_out
@@ -48,10 +64,19 @@ def process_event(raw: Any, settings: Settings, gw=None, observer=None, *, store
         from keyfix.resolve.gateway import AwsGateway
 
         gw = AwsGateway(region=incident.region or None)
+    if incident.trigger == Trigger.RECOVERY:  # one table read unless keyfix repaired the group
+        from keyfix.followup.recovery import handle_launch_successful
+
+        return handle_launch_successful(incident, report, settings, gw)
     if store is None:
         from keyfix.store import store_from_settings
 
         store = store_from_settings(settings, gw.client)
+    if incident.trigger == Trigger.KEY_CHANGE:  # the groups a change touches, proposals only (keyfix.predict)
+        from keyfix.predict.keychange import handle_change
+
+        return handle_change(raw, incident, report, settings, gw, store=store, time_left=time_left,
+                             applied_by=applied_by)
 
     def act() -> dict[str, Any]:
         situation = resolve(incident, gw)
@@ -61,18 +86,27 @@ def process_event(raw: Any, settings: Settings, gw=None, observer=None, *, store
         if settings.mode == Mode.APPLY and (time_left is None or time_left() > 2 * WRITE_BUDGET_SECONDS):
             # Writes whose outcome an earlier run could not confirm: a read settles them.
             settle_now_and_then(store, gw)
+        from keyfix.store.findings import record_findings
+
+        record_findings(store, report, raw)  # every finding with its report: keyfix history --findings
         if observer is not None:
             observer.record(report, changes)
         if settings.sns_topic_arn and _worth_notifying(report, changes, store, incident):
             from keyfix.notify import publish
 
             publish(report, settings.sns_topic_arn, gw, account=incident.account)
+        if follow_up:
+            from keyfix.followup.schedule import schedule_after_event
+
+            schedule_after_event(raw, incident, report, changes, settings, gw)
         return report.to_dict()
 
     if once is None:
         act()
         return report
-    return _once_per_incident(once, incident, report, settings, act)
+    result = _once_per_incident(once, incident, report, settings, act)
+    result.switch = report.switch
+    return result
 
 
 def _once_per_incident(once, incident, report: Report, settings: Settings, act) -> Report:

@@ -366,6 +366,7 @@ RULES = {
     "EbsVolumeFailureRule",
     "Ec2StoppedRule",
     "AsgLaunchSuccessfulRule",
+    "KeyChangeRule",
 }
 
 
@@ -415,9 +416,9 @@ def test_cloudtrail_rule_receives_read_only_management_events(resources):
         name for name, r in rules.items()
         if "AWS API Call via CloudTrail" in r["Properties"]["EventPattern"].get("detail-type", [])
     }
-    assert cloudtrail == {"KmsAccessDeniedRule"}
-    for name in cloudtrail:
-        assert rules[name]["Properties"]["State"] == "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
+    # KeyChangeRule matches write calls only, which state ENABLED receives (keyfix.predict.keychange).
+    assert cloudtrail == {"KmsAccessDeniedRule", "KeyChangeRule"}
+    assert rules["KmsAccessDeniedRule"]["Properties"]["State"] == "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
 
 
 def _asg(detail_type: str, **detail: str) -> dict[str, Any]:

@@ -46,6 +46,7 @@ _MODELS: dict[str, tuple[str, str]] = {
     "EbsVolumeFailureRule": ("keyfix.events.ebs", "EbsVolumeNotificationEvent"),
     "Ec2StoppedRule": ("keyfix.events.ec2", "Ec2StateChangeEvent"),
     "AsgLaunchSuccessfulRule": ("keyfix.events.recovery", "AsgLaunchSuccessfulEvent"),
+    "KeyChangeRule": ("keyfix.events.keychange", "KeyChangeEvent"),
 }
 
 _MAX_ERRORS = 5

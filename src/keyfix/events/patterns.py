@@ -135,6 +135,29 @@ PATTERNS["AsgLaunchSuccessfulRule"] = {
     "detail-type": ["EC2 Instance Launch Successful"],
 }
 
+# Changes that can break a group before it fails (issue #11, item 4; keyfix.events.keychange):
+# successful write calls only (no errorCode: a refused change changed nothing,
+# https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html#eb-filtering-exists-matching).
+# These are not read-only events, so the rule needs no ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS
+# (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-service-event-cloudtrail-management.html).
+# keyfix's own writes (its role under the IAM path /keyfix/) are excluded as in KmsAccessDeniedRule,
+# and checked again in code (keyfix.predict.keychange).
+PATTERNS["KeyChangeRule"] = {
+    "source": ["aws.kms", "aws.ec2", "aws.autoscaling"],
+    "detail-type": ["AWS API Call via CloudTrail"],
+    "detail": {
+        "eventSource": ["kms.amazonaws.com", "ec2.amazonaws.com", "autoscaling.amazonaws.com"],
+        "eventName": ["PutKeyPolicy", "DisableKey", "ScheduleKeyDeletion", "RevokeGrant", "RetireGrant",
+                      "CreateLaunchTemplateVersion", "ModifyLaunchTemplate", "ModifyEbsDefaultKmsKeyId",
+                      "CreateAutoScalingGroup", "UpdateAutoScalingGroup"],
+        "errorCode": [{"exists": False}],
+        "$or": [
+            {"userIdentity": {"sessionContext": {"sessionIssuer": {"arn": [{"exists": False}]}}}},
+            {"userIdentity": {"sessionContext": {"sessionIssuer": {"arn": [{"anything-but": {"wildcard": "*:role/keyfix/*"}}]}}}},
+        ],
+    },
+}
+
 RULE_TRIGGERS: dict[str, Trigger] = {
     "AsgLaunchFailureRule": Trigger.ASG_LAUNCH_FAILURE,
     "AsgLaunchTerminatedRule": Trigger.ASG_LAUNCH_FAILURE,
@@ -142,4 +165,5 @@ RULE_TRIGGERS: dict[str, Trigger] = {
     "EbsVolumeFailureRule": Trigger.EBS_VOLUME_FAILURE,
     "Ec2StoppedRule": Trigger.EC2_LAUNCH_FAILURE,
     "AsgLaunchSuccessfulRule": Trigger.RECOVERY,
+    "KeyChangeRule": Trigger.KEY_CHANGE,
 }

@@ -81,6 +81,7 @@ def test_every_rule_has_a_trigger_and_a_valid_aws_pattern():
         Trigger.EBS_VOLUME_FAILURE,
         Trigger.EC2_LAUNCH_FAILURE,
         Trigger.RECOVERY,
+        Trigger.KEY_CHANGE,
     }
     for name, pattern in PATTERNS.items():
         validate_pattern(pattern)
@@ -96,6 +97,7 @@ SAMPLE_RULES = {
     "cloudtrail-kms-accessdenied-b-user-createvolume.json": "KmsAccessDeniedRule",
     "cloudtrail-kms-accessdenied-c-role-creategrant.json": "KmsAccessDeniedRule",
     "cloudtrail-kms-accessdenied-slr.json": "KmsAccessDeniedRule",
+    "cloudtrail-kms-putkeypolicy-change.json": "KeyChangeRule",
     "ebs-volume-failed-pending-deletion.json": "EbsVolumeFailureRule",
     "ebs-volume-failed-disabled.json": "EbsVolumeFailureRule",
     "ec2-instance-stopped.json": "Ec2StoppedRule",
