@@ -183,12 +183,17 @@ class _Recheck:
         lines, self.settled = [], {}
         for change_id in self.change_ids:
             record = self.store.get_change(change_id)
-            if record is None or not record.get("verified"):
-                why = "no record" if record is None else record.get("verify_error")
-                lines.append(f"keyfix change {change_id}: cannot be used ({why})")
+            if record is None:
+                lines.append(f"keyfix change {change_id}: no audit record")
                 self.settled[change_id] = "unknown"
                 continue
             status = record.get("status")
+            if not record.get("verified"):
+                # Shown for the history, never acted on: anyone who can write the table could have written it.
+                lines.append(f"keyfix change {change_id}: {record.get('kind')} on {record.get('target')}, made "
+                             f"{record.get('applied_at')}, {status} (record not verified: {record.get('verify_error')})")
+                self.settled[change_id] = "unknown"
+                continue
             if status in ("unverified", "intent"):
                 status, details = _in_force(record, self.gw)
                 try:

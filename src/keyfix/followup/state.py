@@ -40,6 +40,11 @@ def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def iso_ms(epoch: float) -> str:
+    """With milliseconds: a repair and the group's next activity often fall in the same second."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def epoch_of(text: str | None) -> float | None:
     """Seconds since the epoch of an ISO-8601 time (a trailing Z allowed); None if unreadable."""
     if not isinstance(text, str) or not text:
@@ -201,7 +206,7 @@ class FollowUpTable:
         item_id = repair_id(account, region, group)
         names = {"#first": "first_failure_at", "#repaired": "repaired_at", "#changes": "change_ids",
                  "#chain": "chain", "#exp": "expiration", "#rec": "recovered_at", "#group": "group"}
-        values = {":first": _s(first_failure_at), ":repaired": _s(iso(now)), ":changes": _s(json.dumps(change_ids)),
+        values = {":first": _s(first_failure_at), ":repaired": _s(iso_ms(now)), ":changes": _s(json.dumps(change_ids)),
                   ":chain": _s(chain), ":exp": _n(now + REPAIR_RECORD_SECONDS), ":group": _s(group)}
         update = ("SET #first = if_not_exists(#first, :first), #repaired = :repaired, #changes = :changes, "
                   "#chain = :chain, #exp = :exp, #group = :group")
@@ -209,7 +214,7 @@ class FollowUpTable:
             return
         # The last episode recovered: this is a new one.
         self.client.put_item(TableName=self.table_name, Item={
-            "id": _s(item_id), "first_failure_at": _s(first_failure_at), "repaired_at": _s(iso(now)),
+            "id": _s(item_id), "first_failure_at": _s(first_failure_at), "repaired_at": _s(iso_ms(now)),
             "change_ids": _s(json.dumps(change_ids)), "chain": _s(chain), "group": _s(group),
             "expiration": _n(now + REPAIR_RECORD_SECONDS)})
 
