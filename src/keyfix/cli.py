@@ -92,6 +92,10 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
+    if args.findings or args.event or args.group or args.cause or args.since:
+        from keyfix.history_cli import cli_findings  # findings, through the table's indexes
+
+        return cli_findings(args)
     from keyfix.remedies.rollback import cli_history
 
     return cli_history(args)
@@ -167,7 +171,14 @@ def _parser() -> argparse.ArgumentParser:
         help="list the changes keyfix applied",
         description="List the changes keyfix applied (audit records, kept 400 days), oldest first.",
     )
-    history.add_argument("--key", metavar="ARN", help="only changes to this key")
+    history.add_argument("--key", metavar="ARN", help="only changes (or findings) about this key")
+    history.add_argument("--findings", action="store_true",
+                         help="list every finding keyfix recorded (not only changes), through the table's indexes")
+    history.add_argument("--group", metavar="NAME", help="only findings about this Auto Scaling group (implies --findings)")
+    history.add_argument("--cause", metavar="CAUSE", help="only findings with this cause (implies --findings)")
+    history.add_argument("--since", metavar="WHEN", help="findings since an ISO date/time or a duration: 7d, 12h, 30m "
+                         "(default 7d; implies --findings)")
+    history.add_argument("--event", metavar="EVENT_ID", help="print the recorded event, for keyfix handle (replay)")
     history.add_argument("--table", help="override KEYFIX_TABLE_NAME")
     history.add_argument("--audit-key", metavar="ARN", help="override KEYFIX_AUDIT_KEY_ARN (checks each record's MAC)")
     history.add_argument("--format", choices=["json", "text"], default="text")
