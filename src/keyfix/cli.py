@@ -114,9 +114,30 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    if args.keep:  # serve one scenario's broken account for `keyfix handle` (keyfix.demo.serve)
+        if args.scenario and len(set(args.scenario)) > 1:
+            print("keyfix demo: --keep serves one scenario: give at most one --scenario", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        from keyfix.demo.serve import serve
+
+        return serve((args.scenario or ["a1"])[0], args.seconds, args.port, args.event_dir)
     from keyfix.demo import main as demo_main
 
     return demo_main(args.scenario, args.mode, args.format)
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # negative or NaN
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, not {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port 0-65535 (0: a free one), not {text}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -210,6 +231,14 @@ def _parser() -> argparse.ArgumentParser:
                       help="apply (default): repair what the safety rules allow; propose: write nothing")
     demo.add_argument("--format", choices=["text", "json"], default="text",
                       help="json: one array of {scenario, report, before, after, retry_succeeded, sns, ...}")
+    demo.add_argument("--keep", action="store_true",
+                      help="build one scenario's broken account (default a1), write its failure event, print the "
+                      "`keyfix handle` commands that diagnose it, and serve it until Ctrl-C (exit 0)")
+    demo.add_argument("--for", dest="seconds", type=_seconds, metavar="SECONDS",
+                      help="with --keep: stop after SECONDS")
+    demo.add_argument("--port", type=_port, default=0, help="with --keep: the server's port on 127.0.0.1 (default: a free one)")
+    demo.add_argument("--event-dir", metavar="DIR", help="with --keep: write the event here (kept; default: a "
+                      "temporary directory removed on exit)")
     demo.set_defaults(func=_cmd_demo)
     return parser
 
