@@ -27,7 +27,7 @@ PROPOSE_ONLY_CAUSES = {
 }
 
 
-# A write is read, lock, put, read back and maybe restore, each with bounded retries:
+# A write is lock, read, record intent, put and read back, each with bounded retries:
 # with less Lambda time left than this, keyfix stops before writing rather than during.
 WRITE_BUDGET_SECONDS = 15.0
 

@@ -53,7 +53,7 @@ UNVERIFIED = "unverified"  # written, but the read-back could not be made
 
 SID_PREFIX = "keyfix-"
 # Records of a write that may be in force. `already-present`: keyfix wrote nothing;
-# `failed`: AWS refused the write (or keyfix restored the policy it read).
+# `failed`: AWS refused the write, or keyfix's change was not in force when it read back.
 ROLLBACK_STATUSES = ("applied", "unverified", "intent")
 
 
@@ -141,8 +141,8 @@ def rollback(change_id: str, store: Any, kms_client: Any, iam_client: Any, *, by
         return RollbackResult(change_id, REFUSED, f"keyfix does not roll back changes of kind {kind}")
     if status not in ROLLBACK_STATUSES:
         return RollbackResult(change_id, REFUSED, f"change {change_id} is {status!r}: keyfix wrote nothing that is "
-                              "in force (already-present: it was there before; failed: AWS refused or keyfix "
-                              "restored the policy); nothing to roll back")
+                              "in force (already-present: it was there before; failed: AWS refused it, or it was "
+                              "not in force when keyfix read back); nothing to roll back")
     # Rollback marks the record afterwards, which takes a new MAC: make sure it can,
     # before anything is written, rather than leave an undone change marked in force.
     problem = store.signing_problem()
