@@ -78,9 +78,7 @@ def statement_hits(
     context = rr.context
     caller = rr.caller
     slow = unknowns.any_keys or unknowns.readings or boundary_unknown
-    for statement in policy.statements:
-        if not statement.action_matches(rr.action_name, context):
-            continue
+    for statement in policy.statements_for(rr.action_name):  # Action/NotAction, indexed
         if not slow:
             # The hot path: nothing unknown, two-valued as AWS evaluates.
             if not statement.resource_matches(resource, context):

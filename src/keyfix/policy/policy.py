@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from keyfix.policy.errors import PolicyError
@@ -18,8 +18,8 @@ from keyfix.policy.statement import Statement, parse_statement
 
 VERSIONS = ("2012-10-17", "2008-10-17")
 _TOP_LEVEL = frozenset({"Version", "Id", "Statement"})
-_CACHE_SIZE = 4096
-_cache: OrderedDict[tuple[str, str], Policy] = OrderedDict()
+_CACHE_SIZE = 16384
+_cache: OrderedDict[str, Policy] = OrderedDict()  # by the document's JSON text
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,13 +29,19 @@ class Policy:
     id: str | None
     statements: tuple[Statement, ...]
     statement_is_list: bool = True
+    # Built on use, shared by the copies of one parsed document under other names:
+    # the statements whose Action/NotAction covers an action, and the kinds checked.
+    _by_action: dict[str, tuple[Statement, ...]] = field(default_factory=dict, compare=False, repr=False)
+    _kinds_ok: set[str] = field(default_factory=set, compare=False, repr=False)
+    _named: dict[str, Policy] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def parse(cls, doc: dict[str, Any] | str, name: str) -> Policy:
         """Validate and compile a policy; raise PolicyError naming the place.
 
-        Parsed policies are cached by their JSON text and name, so the same
-        document met again (thousands of simulations) is compiled once.
+        Parsed policies are cached by their JSON text (LRU, _CACHE_SIZE documents), so the
+        same document met again (thousands of simulations, or under another name) is
+        validated and compiled once.
         """
         if isinstance(doc, str):
             try:
@@ -45,18 +51,41 @@ class Policy:
         if not isinstance(doc, dict):
             raise PolicyError(name, "a policy must be a JSON object")
         try:
-            key = (json.dumps(doc), name)  # key order counts: a reordered copy is parsed again
+            text = json.dumps(doc)  # key order counts: a reordered copy is parsed again
         except (TypeError, ValueError):
-            key = None  # not JSON-serialisable: let the parser say where
-        if key is not None and (hit := _cache.get(key)) is not None:
-            _cache.move_to_end(key)
-            return hit
-        policy = cls._parse(doc, name)
-        if key is not None:
-            _cache[key] = policy
+            return cls._parse(doc, name)  # not JSON-serialisable: let the parser say where
+        base = _cache.get(text)
+        if base is None:
+            base = cls._parse(doc, name)  # a failed parse is not cached: its error names this place
+            _cache[text] = base
             if len(_cache) > _CACHE_SIZE:
                 _cache.popitem(last=False)
-        return policy
+        else:
+            _cache.move_to_end(text)
+        return base.named(name)
+
+    def named(self, name: str) -> Policy:
+        """This policy under another name (how decisions refer to it); the statements, the
+        action index and the checks are shared."""
+        if name == self.name:
+            return self
+        copy = self._named.get(name)
+        if copy is None:
+            copy = replace(self, name=name)
+            object.__setattr__(copy, "_by_action", self._by_action)
+            object.__setattr__(copy, "_kinds_ok", self._kinds_ok)
+            object.__setattr__(copy, "_named", self._named)
+            self._named[name] = copy
+        return copy
+
+    def statements_for(self, action: str) -> tuple[Statement, ...]:
+        """The statements whose Action (or NotAction) covers `action`, in order. Actions take
+        no policy variables, so this depends on the action alone: indexed per action."""
+        found = self._by_action.get(action)
+        if found is None:
+            found = tuple(s for s in self.statements if s.action_matches(action, _NO_CONTEXT))
+            self._by_action[action] = found
+        return found
 
     @classmethod
     def _parse(cls, doc: dict[str, Any], name: str) -> Policy:
@@ -85,6 +114,12 @@ class Policy:
         return f"{self.name}.Statement[{statement.index}]" if self.statement_is_list else f"{self.name}.Statement"
 
     def check_kind(self, kind: str) -> None:
+        if kind in self._kinds_ok:
+            return  # checked before (the statements are immutable)
+        self._check_kind(kind)
+        self._kinds_ok.add(kind)
+
+    def _check_kind(self, kind: str) -> None:
         """Enforce what each policy type may say about principals.
 
         - Key policies name their principals: every statement has Principal or
@@ -108,6 +143,9 @@ class Policy:
             elif statement.has_principal_element:
                 element = "Principal" if statement.principals is not None else "NotPrincipal"
                 raise PolicyError(f"{place}.{element}", f"a {kind} policy cannot name a principal")
+
+
+_NO_CONTEXT: dict[str, tuple[str, ...]] = {}  # actions take no policy variables
 
 
 def stale_principals(policy: Policy) -> list[str]:

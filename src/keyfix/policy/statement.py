@@ -13,6 +13,7 @@ Grammar: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_gra
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from keyfix.policy.conditions import Condition, parse_condition_block, variable_names
@@ -115,27 +116,39 @@ def _strings(value: Any, place: str) -> list[str]:
 
 
 def _parse_actions(value: Any, place: str) -> PatternSet:
-    out = []
-    for text in _strings(value, place):
+    texts = _strings(value, place)
+    for text in texts:
         if text != "*":
             prefix, sep, name = text.partition(":")
             if not sep or not prefix or not name or "*" in prefix or "?" in prefix:
                 raise PolicyError(place, f"{text!r} is not an action (want service:Action or *)")
-        out.append(Pattern.compile(text, ignore_case=True))
-    return PatternSet(tuple(out))
+    return _action_set(tuple(texts))
 
 
 def _parse_resources(value: Any, place: str, variables: bool) -> PatternSet:
-    out = []
-    for text in _strings(value, place):
+    texts = _strings(value, place)
+    for text in texts:
         if text != "*" and not (text.startswith("arn:") and text.count(":") >= 5):
             raise PolicyError(place, f'{text!r} must be an ARN or "*"')
-        try:
-            # Variables before the fifth colon stay literal text (policy-vars-resourceelement).
-            out.append(Pattern.compile(text, variables=variables, arn=True, resource_part_only=True))
-        except VariableError as err:
-            raise PolicyError(place, str(err)) from None
-    return PatternSet(tuple(out))
+    try:
+        return _resource_set(tuple(texts), variables)
+    except VariableError as err:
+        raise PolicyError(place, str(err)) from None
+
+
+# Action and Resource lists are interned: policies repeat the same few lists, and a shared
+# PatternSet remembers its answers per value (patterns.PatternSet).
+@lru_cache(maxsize=8192)
+def _action_set(texts: tuple[str, ...]) -> PatternSet:
+    return PatternSet(tuple(Pattern.compile(text, ignore_case=True) for text in texts))
+
+
+@lru_cache(maxsize=8192)
+def _resource_set(texts: tuple[str, ...], variables: bool) -> PatternSet:
+    # Variables before the fifth colon stay literal text (policy-vars-resourceelement).
+    return PatternSet(
+        tuple(Pattern.compile(text, variables=variables, arn=True, resource_part_only=True) for text in texts)
+    )
 
 
 def _parse_principal(value: Any, place: str) -> tuple[tuple[PrincipalEntry, ...], bool]:
