@@ -127,16 +127,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _seconds(text: str) -> float:
-    value = float(text)
-    if not value >= 0:  # negative or NaN
-        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, not {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):  # negative, NaN, infinite (leave --for out to serve until Ctrl-C)
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, not {text!r}")
     return value
 
 
 def _port(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
     if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a TCP port 0-65535 (0: a free one), not {text}")
+        raise argparse.ArgumentTypeError(f"must be a TCP port 0-65535 (0: a free one), not {text!r}")
     return value
 
 
