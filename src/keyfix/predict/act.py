@@ -47,12 +47,14 @@ class Run:
     # key-change: whether the change touches this subject; one it does not is left alone (no
     # report, no notification)
     relevant: Callable[[Checked], bool] | None = None
+    # on-call's runtime switch in force (keyfix.switch.Switch.to_dict()): in every report
+    switch: dict[str, Any] | None = None
 
 
 def handle_subject(run: Run, subject: Subject) -> tuple[Report, Checked | None]:
     """Check one subject and act on it; returns its report (a duplicate's report when the
     same failure was handled within the idempotency window) and the check (None then)."""
-    report = Report(event=run.event, mode=run.settings.mode)
+    report = Report(event=run.event, mode=run.settings.mode, switch=run.switch)
     done: list[Checked] = []
 
     def act() -> dict[str, Any]:
@@ -89,6 +91,7 @@ def handle_subject(run: Run, subject: Subject) -> tuple[Report, Checked | None]:
 
         incident = subject.failure
         result = _once_per_incident(run.once, incident, report, run.settings, act)
+        result.switch = run.switch
         return result, (done[0] if done else None)
     act()
     return report, done[0]

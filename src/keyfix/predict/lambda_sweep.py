@@ -12,6 +12,12 @@ Carrying on: with less than the sweep's reserve of time left it stops and leaves
 the table (keyfix.predict.cursor); the next scheduled invocation resumes there. Without a
 table there is nowhere to keep it: the document says what was not checked, and the next sweep
 starts from the beginning.
+
+The runtime switch (keyfix.switch) holds for the sweep as for an event
+(keyfix.pipeline.process_event): `pause` and the sweep reads, writes and sends nothing (not
+even its cursor, so the pass carries on where it stood once resumed) and its document says
+so; `propose` runs the check in propose mode, whatever Mode says. The switch is in the
+document (`switch`, an addition to the contract) and in every report.
 """
 
 from __future__ import annotations
@@ -36,9 +42,14 @@ def sweep(event: dict[str, Any], settings: Settings, gw: Any, *, once: Callable[
           time_left: Callable[[], float] | None = None, applied_by: str = "keyfix sweep",
           cursor_store: Any = None, sleep: Callable[[float], None] | None = None) -> dict[str, Any]:
     from keyfix.predict.scan import document, scan
+    from keyfix.switch import current_switch
 
     event_id = event.get("id") if isinstance(event.get("id"), str) else "sweep"
     region = gw.default_region()
+    switch = current_switch()  # cached: the handler's own log key read it already
+    if switch.paused:
+        return paused_document(switch, gw.account, region)
+    settings = switch.apply(settings)
     persistent = cursor_store is not None or bool(settings.table_name)
     if cursor_store is None:
         cursor_store = TableCursorStore(gw.client("dynamodb"), settings.table_name, region or "") \
@@ -46,14 +57,40 @@ def sweep(event: dict[str, Any], settings: Settings, gw: Any, *, once: Callable[
     start = _load(cursor_store)
     outcome, account, region = scan(
         settings, gw, event=EventRef(event_id, SCHEDULED_SOURCE, SCHEDULED_DETAIL_TYPE, Trigger.SCHEDULED_SWEEP),
-        once=once, notify=True, time_left=time_left, start=start, sleep=sleep, applied_by=applied_by)
+        once=once, notify=True, time_left=time_left, start=start, sleep=sleep, applied_by=applied_by,
+        switch=switch.to_dict())
     saved = _save(cursor_store, outcome.cursor) and persistent
     if outcome.cursor is not None and not saved:
         outcome.unchecked.append("keyfix has no table to keep its place in: the next sweep starts from the beginning")
     doc = document(outcome, account, region)
     doc["resumed_from"] = start.to_json() if start is not None else None
     doc["carry_on_from"] = outcome.cursor.to_json() if outcome.cursor is not None else None
+    doc["switch"] = switch.to_dict()
     return doc
+
+
+def paused_document(switch: Any, account: str | None, region: str | None) -> dict[str, Any]:
+    """What a paused sweep returns: nothing checked, and why. No AWS call is made to build it
+    (the account is the function's own, from its ARN; the Region from the environment)."""
+    import logging
+
+    from keyfix.predict.scan import SCHEMA
+
+    logging.getLogger("keyfix").warning("paused by the runtime switch %s: the sweep checked nothing", switch.source)
+    return {
+        "schema": SCHEMA,
+        "account": account or "",
+        "region": region or "unknown",  # the schema wants one; Lambda always sets AWS_REGION
+        "checked": {"groups": 0, "instances": 0, "keys": 0},
+        "reports": [],
+        "unchecked": [f"keyfix is paused by the runtime switch {switch.source}: nothing was checked, read or "
+                      "written; the next sweep after resuming carries on where the last one stopped"],
+        "complete": False,
+        "unknown_groups": [],
+        "resumed_from": None,
+        "carry_on_from": None,
+        "switch": switch.to_dict(),
+    }
 
 
 def _load(store: Any):

@@ -37,7 +37,8 @@ class ScanUsageError(ValueError):
 def scan(settings: Settings, gw: Any = None, *, names: list[str] | None = None, event: EventRef | None = None,
          store: Any = None, once: Callable[..., Any] | None = None, notify: bool = False,
          time_left: Callable[[], float] | None = None, start: Cursor | None = None,
-         sleep: Callable[[float], None] | None = None, applied_by: str = "keyfix scan") -> tuple[Outcome, str, str]:
+         sleep: Callable[[float], None] | None = None, applied_by: str = "keyfix scan",
+         switch: dict[str, Any] | None = None) -> tuple[Outcome, str, str]:
     """Check the account's groups (or `names`) and stopped instances; returns (outcome,
     account, region). Raises ScanUsageError for bad names or no Region."""
     from keyfix.resolve.gateway import AwsGateway
@@ -63,7 +64,7 @@ def scan(settings: Settings, gw: Any = None, *, names: list[str] | None = None, 
         store = store_from_settings(settings, gw.client)
     event = event or EventRef(f"scan-{uuid.uuid4()}", "keyfix", "keyfix scan", Trigger.SCHEDULED_SWEEP)
     run = Run(settings=settings, gw=gw, account=account, region=region, event=event, store=store, once=once,
-              notify=notify, applied_by=applied_by, time_left=time_left)
+              notify=notify, applied_by=applied_by, time_left=time_left, switch=switch)
     kwargs: dict[str, Any] = {"names": names, "start": start}
     if sleep is not None:
         kwargs["sleep"] = sleep
