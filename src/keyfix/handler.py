@@ -93,6 +93,10 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         from keyfix.predict.lambda_sweep import is_sweep_event, sweep
 
+        from keyfix.org.routing import handle_org_event, is_org_event
+
+        if is_org_event(event):  # another account's proposal or a key owner's answer (keyfix.org)
+            return handle_org_event(event, settings, gw, applied_by=applied_by, time_left=_time_left(context))
         if is_sweep_event(event):  # the scheduled sweep: a keyfix.scan/1 document (keyfix.predict)
             return sweep(event, settings, gw, once=once, time_left=_time_left(context), applied_by=applied_by)
         return _run(event, context, settings, gw, once, applied_by)
@@ -124,6 +128,9 @@ def _run(event, context, settings, gw, once, applied_by) -> dict[str, Any]:
         report = internal_error_report(event, settings.mode, exc)
         notify_best_effort(report, settings.sns_topic_arn, gw, gw.account)
     _count(report)
+    from keyfix.org.member_side import after_report
+
+    after_report(report, gw)  # the central bus and key owners, when configured (never raises)
     from keyfix.observe import annotate, log_keys
 
     logger.append_keys(**log_keys(report))  # flat keys Logs Insights filters on
