@@ -71,7 +71,28 @@ def handle_batch(raw: dict[str, Any], settings: Any, gw: Any = None, *, applied_
                  time_left: Any = None) -> Report:
     """The report of a batch from the follow-up queue. The template sends one record per
     batch (BatchSize 1); a larger batch is handled record by record and reported as one
-    report holding every record's findings."""
+    report holding every record's findings.
+
+    On-call's runtime switch (keyfix.switch) holds here as for an event: `pause` handles
+    nothing (no table, queue or AWS call; the message is consumed and its chain stays where it
+    was, so the incident is not followed up: the README's runbook says so); `propose` runs the
+    re-check in propose mode, whatever Mode says. Every report carries `switch`."""
+    from keyfix.switch import current_switch
+
+    switch = current_switch()  # cached: the handler's log key read it already
+    if switch.paused:
+        log.warning("paused by the runtime switch %s: follow-up %s not handled", switch.source, _batch_id(raw))
+        report = Report(EventRef(_batch_id(raw), SOURCE, DETAIL_TYPE, Trigger.FOLLOW_UP), settings.mode)
+    else:
+        settings = switch.apply(settings)
+        report = _handle_batch(raw, settings, gw, applied_by=applied_by, time_left=time_left,
+                               switch=switch.to_dict())
+    report.switch = switch.to_dict()
+    return report
+
+
+def _handle_batch(raw: dict[str, Any], settings: Any, gw: Any, *, applied_by: str, time_left: Any,
+                  switch: dict[str, Any] | None) -> Report:
     from pydantic import ValidationError
 
     from keyfix.events.followup import parse_batch
@@ -84,7 +105,7 @@ def handle_batch(raw: dict[str, Any], settings: Any, gw: Any = None, *, applied_
         from keyfix.resolve.gateway import AwsGateway
 
         gw = AwsGateway(region=batch.Records[0].awsRegion or None)
-    reports = [handle_record(record, settings, gw, applied_by=applied_by, time_left=time_left)
+    reports = [handle_record(record, settings, gw, applied_by=applied_by, time_left=time_left, switch=switch)
                for record in batch.Records]
     if len(reports) == 1:
         return reports[0]
@@ -95,8 +116,10 @@ def handle_batch(raw: dict[str, Any], settings: Any, gw: Any = None, *, applied_
 
 
 def handle_record(record: Any, settings: Any, gw: Any, *, applied_by: str = "keyfix", time_left: Any = None,
-                  table: FollowUpTable | None = None) -> Report:
-    report = Report(EventRef(record.messageId, SOURCE, DETAIL_TYPE, Trigger.FOLLOW_UP), settings.mode)
+                  table: FollowUpTable | None = None, switch: dict[str, Any] | None = None) -> Report:
+    """`switch`: the runtime switch in force (keyfix.switch.Switch.to_dict()), already applied
+    to `settings`; in the report from the start, so whatever is told carries it."""
+    report = Report(EventRef(record.messageId, SOURCE, DETAIL_TYPE, Trigger.FOLLOW_UP), settings.mode, switch=switch)
     try:
         msg, incident = _validated(record, settings)
         table = table or FollowUpTable(settings.table_name, gw.client("dynamodb"))
@@ -130,7 +153,10 @@ def _validated(record: Any, settings: Any) -> tuple[Any, Any]:
         raise Ignored(f"its original event is malformed: {str(exc)[:300]}") from None
     if incident.trigger not in FAILURE_TRIGGERS:
         raise Ignored(f"its original event ({incident.trigger}) is not a failure keyfix follows up")
-    if chain_id(msg.incident_key) != msg.chain or chain_id(incident_key(incident, mode=settings.mode)) != msg.chain:
+    # The chain was opened under the mode its first run had, which the runtime switch may have
+    # forced to propose then or may force now: the key must be the event's under one of them.
+    if chain_id(msg.incident_key) != msg.chain or \
+            all(chain_id(incident_key(incident, mode=str(mode))) != msg.chain for mode in Mode):
         raise Ignored("its incident key is not its original event's")
     if (msg.group or None) != (incident.group_name or None):
         raise Ignored("its group is not its original event's")
