@@ -179,9 +179,11 @@ def serve(name: str, seconds: float | None = None, port: int = 0, event_dir: str
     server = LocalMoto(port=port)
     with quiet_logger("werkzeug"), _terminate_as_interrupt(), _event_directory(event_dir) as directory:
         try:
+            # The demo's dummy settings, never the caller's AWS, from before moto is imported
+            # (moto makes a boto3 Session on import: a missing AWS_PROFILE would stop it).
+            environment.set({**base_environment(""), "AWS_ENDPOINT_URL": None})
             url = server.start()
-            # The builders' own clients use the demo's dummy settings, never the caller's AWS.
-            environment.set(base_environment(url))
+            environment.set({"AWS_ENDPOINT_URL": url})
             served, broken, attempt = prepare(name, url, directory, keyfix or keyfix_invocation())
             show(served, broken, attempt, seconds, out)
             threading.Event().wait(seconds)  # returns at once on Ctrl-C (KeyboardInterrupt)
