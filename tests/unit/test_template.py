@@ -254,7 +254,7 @@ def test_environment_matches_contract(resources):
     assert keyfix_vars == {**CONTRACT_VARIABLES, **{k: v for k, (v, _) in ADDED_VARIABLES.items()}}
     assert env["POWERTOOLS_SERVICE_NAME"] == "keyfix"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "keyfix"
-    assert env["LOG_LEVEL"] == {"Ref": "LogLevel"}
+    assert env["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}  # and LoggingConfig: test_template_logging.py
     assert resources["NotificationTopic"]["Type"] == "AWS::SNS::Topic"
     assert resources["KeyfixTable"]["Type"] == "AWS::DynamoDB::Table"
 
