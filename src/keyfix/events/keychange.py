@@ -76,8 +76,7 @@ def change_of(event: KeyChangeEvent) -> Change:
     d = event.detail
     caller, _ = caller_from(d.user_identity)
     who = caller.arn or caller.session_arn or caller.invoked_by or caller.type or "an unknown caller"
-    issuer = caller.arn or ""
-    by_keyfix = ":role/keyfix/" in issuer or ":role/keyfix/" in (caller.session_issuer_arn or "")
+    by_keyfix = _by_keyfix(d.user_identity, caller.arn)
     params = d.request_parameters or {}
     name = d.event_name
     if name in KMS_CHANGES:
@@ -96,6 +95,16 @@ def change_of(event: KeyChangeEvent) -> Change:
         ok = isinstance(group, str) and 1 <= len(group) <= 255
         return Change(name, who, d.event_time, group=group if ok else None, by_keyfix=by_keyfix)
     return Change(name, who, d.event_time, ebs_default=True, by_keyfix=by_keyfix)
+
+
+def _by_keyfix(identity: UserIdentity, caller_arn: str | None) -> bool:
+    """keyfix's own role (IAM path /keyfix/): at least everything KeyChangeRule's pattern
+    excludes (the record's sessionContext.sessionIssuer.arn, whatever the identity type:
+    caller_from trusts a federated user's issuer only when it is a user or root, the pattern
+    does not look at the type), and a caller ARN that carries the path itself."""
+    context = identity.session_context
+    issuer = context.session_issuer.arn if context and context.session_issuer else None
+    return any(":role/keyfix/" in (arn or "") for arn in (issuer, caller_arn))
 
 
 def _template_refs(value: Any, out: list[str], depth: int) -> None:
