@@ -6,7 +6,7 @@ TEST_ENV := AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_
             AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
             POWERTOOLS_TRACE_DISABLED=1 POWERTOOLS_SERVICE_NAME=keyfix POWERTOOLS_METRICS_NAMESPACE=keyfix
 
-.PHONY: setup demo test validate scan build package deploy pytest clean
+.PHONY: setup demo test validate scan build package deploy pytest clean stackset org-validate
 
 # Deploying (README, Deploy). CONFIG_ENV picks a samconfig.toml environment (default, prod);
 # package needs S3_BUCKET. DRY_RUN=1 prints the AWS-facing sam command instead of running it
@@ -55,6 +55,22 @@ package: build
 	@test -n "$(S3_BUCKET)" || { echo "make package: set S3_BUCKET=<bucket in the target Region>" >&2; exit 2; }
 	$(RUN_AWS) .venv-tools/bin/sam package --template-file .aws-sam/build/template.yaml \
 	  --s3-bucket $(S3_BUCKET) --s3-prefix $(S3_PREFIX) --output-template-file $(PACKAGED)
+
+# The StackSet template (README, Across an organisation): the packaged template with its SAM
+# transform expanded (StackSets cannot run transforms) and org/member-additions.yaml merged in,
+# then linted. DRY_RUN=1: no upload; the code location is a stand-in in S3_BUCKET.
+STACKSET ?= org/member-stackset.yaml
+STACKSET_SOURCE := $(if $(filter 1 true yes,$(DRY_RUN)),.aws-sam/build/template.yaml --code-uri s3://$(S3_BUCKET)/$(S3_PREFIX)/DRY-RUN.zip,$(PACKAGED))
+stackset: package
+	.venv-tools/bin/python scripts/stackset-template $(STACKSET_SOURCE) org/member-additions.yaml $(STACKSET)
+	.venv-tools/bin/sam validate --lint --template-file $(STACKSET)
+
+# The central stack (org/central.yaml) and a StackSet template built without S3, both linted.
+org-validate:
+	scripts/setup tools
+	.venv-tools/bin/sam validate --lint --template-file org/central.yaml
+	.venv-tools/bin/python scripts/stackset-template template.yaml org/member-additions.yaml .aws-sam/org-check.yaml --code-uri s3://example-bucket/keyfix/code.zip
+	.venv-tools/bin/sam validate --lint --template-file .aws-sam/org-check.yaml
 
 # sam deploy picks up .aws-sam/build/template.yaml, so what is deployed is what was built here.
 deploy: build
