@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from keyfix.config import Settings
 from keyfix.predict.check import Checked, check
+from keyfix.predict.digest import Burst
 from keyfix.predict.subjects import Subject
 from keyfix.report import EventRef, Finding, FixStatus, Report, Trigger
 from keyfix.resolve.gateway import AwsGateway
@@ -49,6 +50,8 @@ class Run:
     relevant: Callable[[Checked], bool] | None = None
     # on-call's runtime switch in force (keyfix.switch.Switch.to_dict()): in every report
     switch: dict[str, Any] | None = None
+    # what on-call should hear of, sent as one message at the end (keyfix.predict.digest)
+    burst: Burst = field(default_factory=Burst)
 
 
 def handle_subject(run: Run, subject: Subject) -> tuple[Report, Checked | None]:
@@ -78,12 +81,7 @@ def handle_subject(run: Run, subject: Subject) -> tuple[Report, Checked | None]:
         else:
             proposals_only(checked.findings, run.proposal_reason or "proposed only")
         if run.notify and run.settings.sns_topic_arn and (changes or not checked.healthy):
-            from keyfix.pipeline import _worth_notifying
-
-            if _worth_notifying(report, changes, run.store, checked.incident):
-                from keyfix.notify import publish
-
-                publish(report, run.settings.sns_topic_arn, run.gw, account=run.account)
+            run.burst.consider(report, changes, run.store, checked.incident)  # sent once, at the end
         return report.to_dict()
 
     if run.once is not None and subject.failure is not None:

@@ -62,13 +62,12 @@ def handle_change(raw: Any, incident: Incident, report: Report, settings: Settin
     report.findings = [f for r in outcome.reports for f in r.findings]
     for text in outcome.unchecked + [f"group {n} not found" for n in outcome.unknown_groups]:
         log.warning("key-change %s: not checked: %s", change.event_name, text)
-    if settings.sns_topic_arn and any(r.findings for r in outcome.reports):
-        from keyfix.pipeline import _worth_notifying
-
-        if _worth_notifying(report, [], store, incident):
-            from keyfix.notify import publish
-
-            publish(report, settings.sns_topic_arn, gw, account=account)
+    if settings.sns_topic_arn:  # every group it breaks in one message (keyfix.predict.digest)
+        for group_report in outcome.reports:
+            if group_report.findings:
+                group_report.switch = report.switch
+                run.burst.consider(group_report, [], store, incident)
+        run.burst.send(settings.sns_topic_arn, gw, account, f"key change {change.event_name} by {change.who}")
     return report
 
 

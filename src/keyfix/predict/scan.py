@@ -68,7 +68,9 @@ def scan(settings: Settings, gw: Any = None, *, names: list[str] | None = None, 
     kwargs: dict[str, Any] = {"names": names, "start": start}
     if sleep is not None:
         kwargs["sleep"] = sleep
-    return Sweeper(run, **kwargs).sweep(), account, region
+    outcome = Sweeper(run, **kwargs).sweep()
+    run.burst.send(settings.sns_topic_arn if notify else None, gw, account, f"sweep {event.id}")  # one digest
+    return outcome, account, region
 
 
 def document(outcome: Outcome, account: str, region: str) -> dict[str, Any]:
