@@ -4,9 +4,10 @@
 
 Times keyfix.policy.simulate.decide(doc) over every case of the corpus, in-process:
 
-* cold: the first pass after emptying every cache the model keeps (the parsed-policy
-  cache of keyfix.policy.policy, the compiled-pattern and caller lru_caches, and `re`'s
-  own cache): each policy is validated and compiled once, as in one Lambda invocation;
+* cold: the first pass after emptying every cache the model keeps
+  (keyfix.policy.caches.clear: parsed policies, interned patterns, matchers and
+  Action/Resource lists with their answers, callers, and `re`'s own cache): each policy
+  is validated and compiled once, as in one Lambda invocation;
 * warm: R further passes, median; the caches as the code configures them (a corpus with
   more distinct policies than the parsed-policy cache holds is partly re-parsed);
 * warm, cache fits: the parsed-policy cache enlarged to hold the whole corpus (only to
@@ -26,7 +27,6 @@ import collections
 import gc
 import json
 import platform
-import re
 import resource
 import statistics
 import sys
@@ -60,7 +60,7 @@ def main() -> None:
 
     rss_start = current_rss_kb()
     t = time.perf_counter()
-    from keyfix.policy import patterns, policy, principals
+    from keyfix.policy import caches, patterns, policy, principals
     from keyfix.policy.simulate import decide
 
     import_s = time.perf_counter() - t
@@ -72,10 +72,7 @@ def main() -> None:
     n = len(docs)
 
     def clear_caches() -> None:
-        policy._cache.clear()
-        patterns._compile.cache_clear()
-        principals.parse_caller.cache_clear()
-        re.purge()
+        caches.clear()  # every cache the model keeps (keyfix/policy/caches.py)
         gc.collect()
 
     cpu: dict[str, list[float]] = {"cold": [], "warm": []}
@@ -118,7 +115,8 @@ def main() -> None:
         "policy_lookups_per_pass": lookups,
         "policy_parses_in_a_warm_pass": parses,
         "policy_cache_hit_rate_warm": round(1 - parses / lookups, 4) if lookups else None,
-        "pattern_cache": patterns._compile.cache_info()._asdict(),
+        "pattern_cache": patterns._pattern.cache_info()._asdict(),
+        "matcher_cache": patterns._matcher.cache_info()._asdict(),
         "caller_cache": principals.parse_caller.cache_info()._asdict(),
     }
 

@@ -221,6 +221,8 @@ _VARIABLE_NAME = re.compile(r"\$\{\s*([^},\s]+)")
 
 def variable_names(values: tuple[Any, ...]) -> tuple[str, ...]:
     """The keys policy variables name in compiled values (Text/Pattern), as written."""
+    if not any(getattr(value, "has_variables", False) for value in values):
+        return ()  # the common case: no variable anywhere
     names: dict[str, None] = {}
     for value in values:
         keys = {p[1] for p in getattr(value, "pieces", ()) if p[0] == "var"}

@@ -108,7 +108,11 @@ class Path:
 
 
 def evaluate(request: Request, policies: PolicySet) -> Decision:
-    rr = resolve_request(request)
+    return evaluate_resolved(resolve_request(request), policies)
+
+
+def evaluate_resolved(rr: ResolvedRequest, policies: PolicySet) -> Decision:
+    """`evaluate` for a request already resolved (its derived context built once)."""
     layers = collect(rr, policies, rr.unknowns)
     decision = _decide(rr, layers)
     if layers.shapes:

@@ -340,6 +340,10 @@ class Text:
         plain = None if any(p[0] == "var" for p in pieces) else literal_text(pieces)
         return cls(raw, pieces, plain)
 
+    @property
+    def has_variables(self) -> bool:
+        return self.plain is None
+
     def value(self, context: Context) -> str | None:
         if self.plain is not None:
             return self.plain

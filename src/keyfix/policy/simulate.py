@@ -17,11 +17,11 @@ from typing import IO, Any
 
 from keyfix.policy.decision import Decision
 from keyfix.policy.errors import PolicyError
-from keyfix.policy.evaluate import evaluate
+from keyfix.policy.evaluate import evaluate_resolved
 from keyfix.policy.grant import Grant
 from keyfix.policy.policy import Policy
 from keyfix.policy.policy_set import PolicySet
-from keyfix.policy.request import Request, resolve_request
+from keyfix.policy.request import Request, ResolvedRequest, resolve_request
 from keyfix.policy.unknowns import UNKNOWN_LAYERS, parse_unknown_keys
 
 _ACCOUNT = re.compile(r"^[0-9]{12}$")
@@ -108,11 +108,16 @@ def _grants(doc: dict[str, Any]) -> tuple[Grant, ...]:
 
 def load(doc: dict[str, Any]) -> tuple[Request, PolicySet]:
     """Read a simulate document; PolicyError names the place of anything invalid."""
+    resolved, policies = _load(doc)
+    return resolved.request, policies
+
+
+def _load(doc: dict[str, Any]) -> tuple[ResolvedRequest, PolicySet]:
     doc = _object(doc, "document")
     if "request" not in doc:
         raise PolicyError("request", "is required")
     request = _load_request(doc["request"])
-    resolve_request(request)  # the principal, action and resource account, checked now
+    resolved = resolve_request(request)  # the principal, action and resource account, checked now
     policies = PolicySet(
         resource_policy=_policy_or_none(doc, "resource_policy"),
         identity_policies=_policies(doc, "identity_policies"),
@@ -123,13 +128,13 @@ def load(doc: dict[str, Any]) -> tuple[Request, PolicySet]:
         grants=_grants(doc),
         unknown_layers=_unknown_layers(doc),
     )
-    return request, policies
+    return resolved, policies
 
 
 def decide(doc: dict[str, Any]) -> dict[str, Any]:
     """The keyfix.decision/1 JSON for one simulate document."""
-    request, policies = load(doc)
-    return evaluate(request, policies).to_json()
+    resolved, policies = _load(doc)
+    return evaluate_resolved(resolved, policies).to_json()
 
 
 def render_text(decision: Decision, request: Request) -> str:
@@ -170,8 +175,9 @@ def run(path: str, fmt: str, stdout: IO[str], stderr: IO[str]) -> int:
         stderr.write(f"keyfix simulate: {path}: not valid JSON at line {err.lineno} column {err.colno}: {err.msg}\n")
         return 2
     try:
-        request, policies = load(doc)
-        decision = evaluate(request, policies)
+        resolved, policies = _load(doc)
+        decision = evaluate_resolved(resolved, policies)
+        request = resolved.request
     except PolicyError as err:
         stderr.write(f"keyfix simulate: {path}: invalid input at {err.place}: {err.message}\n")
         return 2
