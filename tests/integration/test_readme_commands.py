@@ -25,8 +25,12 @@ COMMAND_START = re.compile(r"(\.venv/bin/)?keyfix(\s|$)|make(\s|$)|bench/run|scr
 CLOSED_PORT = "http://127.0.0.1:9"  # discard port: a call keyfix should not make fails at once, locally
 
 
+FENCE = re.compile(r"^[ \t]*```(\w*)\n(.*?)^[ \t]*```", re.S | re.M)  # indented too (in list items)
+
+
 def _fenced(text: str) -> list[tuple[str, str]]:
-    return re.findall(r"^```(\w*)\n(.*?)^```", text, re.S | re.M)
+    """(language, body) of each fenced block; a line ending in a backslash continues on the next."""
+    return [(lang, re.sub(r"\\\n\s*", " ", body)) for lang, body in FENCE.findall(text)]
 
 
 def readme_commands() -> list[str]:
@@ -39,7 +43,7 @@ def readme_commands() -> list[str]:
                 found.append(line.strip())
             elif line.startswith("$ "):
                 found.append(line[2:].strip())
-    prose = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    prose = FENCE.sub("", text)
     for span in re.findall(r"`([^`]+)`", prose):
         span = " ".join(span.split())
         if COMMAND_START.match(span):
@@ -80,14 +84,18 @@ WHERE_RUN: list[tuple[str, str, str]] = [
      r"\.venv/bin/keyfix (handle /tmp/keyfix-demo-\.\.\./a1-event\.json --mode (propose|apply)|history)"
      r" --endpoint-url http://127\.0\.0\.1:PORT --region us-east-1",
      "tests/integration/test_demo_keep.py", "the lines keyfix demo --keep prints, run as printed"),
-    (r"make deploy DRY_RUN=1|make package S3_BUCKET=my-bucket", "tests/unit/test_deploy_targets.py",
-     "make -n with DRY_RUN=1: every step up to the AWS call"),
+    (r"make deploy DRY_RUN=1|make package S3_BUCKET=my-bucket|make package", "tests/unit/test_deploy_targets.py",
+     "make -n with DRY_RUN=1: every step up to the AWS call; make package without a bucket, run"),
+    (r"make org-validate", "here", "test_make_org_validate"),
+    (r"make stackset S3_BUCKET=\.\.\. DRY_RUN=1", "tests/unit/org/test_org_templates.py",
+     "make -n stackset, and the generator and lint run on a stand-in code location (the build is make test's)"),
+    (r"make stackset( S3_BUCKET=.*)?", "aws", "uploads the code to S3 (make package); the rest: test_org_templates.py"),
     (r"make test|make|make build|make scan|scripts/setup", "ci", ".ci/run is `make test`: setup, build, scan, pytest"),
     (r"make deploy( CONFIG_ENV=prod)?", "aws",
      "sam deploy; the steps before it: tests/unit/test_deploy_targets.py (DRY_RUN=1)"),
     (r"\.venv/bin/keyfix handle EVENT\.json --format json", "aws",
      "your account; locally: the demo --keep lines, tests/integration/test_moto_server.py"),
-    (r"\.venv/bin/keyfix scan .*|keyfix scan", "aws", "your account; on moto: tests/integration/test_scan.py"),
+    (r"(\.venv/bin/)?keyfix scan( .*)?", "aws", "your account; on moto: tests/integration/test_scan.py"),
     (r"export KEYFIX_TABLE_NAME=\.\.\. KEYFIX_AUDIT_KEY_ARN=\.\.\.|\.venv/bin/keyfix history \[--key KEY_ARN\]|"
      r"\.venv/bin/keyfix rollback CHANGE_ID|keyfix history( --findings .*| --event EVENT_ID > e\.json && keyfix handle e\.json)?|"
      r"keyfix rollback", "aws",
@@ -95,6 +103,7 @@ WHERE_RUN: list[tuple[str, str, str]] = [
     (r"SWITCH=\$\(aws .*|aws .*", "aws", "the AWS CLI against the deployed stack"),
     (r"keyfix (handle|simulate)", "not a command", "the command's name in prose; its invocations are listed"),
     (r"keyfix HIGH: \.\.\.", "not a command", "the start of an SMS text"),
+    (r"keyfix (report|key-policy proposal|proposal outcome)", "not a command", "an EventBridge detail-type"),
 ]
 
 
@@ -159,8 +168,10 @@ def test_simulate_prints_what_the_readme_shows(command):
 
 
 def test_one_demo_scenario_propose_json():
-    """README: `keyfix demo --scenario a2` runs one; `--mode propose` writes nothing; `--format json`."""
-    done = run(str(KEYFIX), "demo", "--scenario", "a2", "--mode", "propose", "--format", "json", timeout=180)
+    """README: `keyfix demo --scenario a2` runs one; `--mode propose` writes nothing; `--format json`.
+    The shell's AWS settings do not matter to it, even a profile that does not exist here."""
+    done = run(str(KEYFIX), "demo", "--scenario", "a2", "--mode", "propose", "--format", "json", timeout=180,
+               AWS_PROFILE="keyfix-test-no-such-profile")
     assert done.returncode == 0, done.stderr
     (outcome,) = json.loads(done.stdout)
     assert (outcome["scenario"], outcome["mode"], outcome["writes"], outcome["as_expected"]) == ("a2", "propose", [], True)
@@ -189,3 +200,9 @@ def test_make_demo_is_keyfix_demo():
 def test_bench_entry_point():
     done = run(str(ROOT / "bench/run"), "--help")
     assert done.returncode == 0 and "--check" in done.stdout, done
+
+
+def test_make_org_validate():
+    done = subprocess.run(["make", "org-validate"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.stdout.count("is a valid SAM Template") == 2, done.stdout[-2000:]

@@ -49,7 +49,10 @@ def run(names: Sequence[str] | None = None, mode: str = "apply", observer: Any =
     outcomes = []
     with quiet_logger("werkzeug"):
         try:
-            env.set(base_environment(server.start()))
+            # Set before moto is imported (it makes a boto3 Session on import), so the caller's
+            # AWS settings - an AWS_PROFILE naming no profile here - never reach it.
+            env.set({**base_environment(""), "AWS_ENDPOINT_URL": None})
+            env.set({"AWS_ENDPOINT_URL": server.start()})
             if hasattr(say, "intro"):
                 say.intro(server.url, mode, chosen)
             for name in chosen:
