@@ -33,8 +33,12 @@ def handle_org_event(raw: dict, settings, gw, *, applied_by: str = "keyfix",
     from keyfix.switch import current_switch
 
     settings = current_switch().apply(settings)
-    store = store_from_settings(settings, gw.client)
-    return handle_proposal(raw, settings, org, gw, store, applied_by=applied_by, time_left=time_left).to_dict()
+    try:
+        store = store_from_settings(settings, gw.client)
+        return handle_proposal(raw, settings, org, gw, store, applied_by=applied_by, time_left=time_left).to_dict()
+    except Exception as exc:  # noqa: BLE001 - a bug: reported and logged, never a retry storm of writes
+        log.exception("internal error deciding organisation event %s", raw.get("id"))
+        return {"schema": "keyfix.org-proposal/1", "status": "failed", "reason": f"keyfix internal error: {exc}"}
 
 
 def _paused() -> bool:
