@@ -101,3 +101,61 @@ def test_without_a_write_the_no_missing_permission_window_is_the_findings_own(wo
     assert [causes(r) for r in reports] == [[("slr-not-in-key-policy", ["proposed"])]] * 2
     # One finding (the role x the key): one page per window, whichever group showed it.
     assert len(world.notifications()) == 1
+
+
+# -- any arrival order ------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def storms(draw):
+    """Groups over keys (group i on key i mod keys) and the order their failures arrive in:
+    every group at least once, some more than once, any interleaving."""
+    keys = draw(st.integers(1, 3))
+    groups = draw(st.integers(keys, 6))
+    repeats = draw(st.lists(st.integers(0, groups - 1), max_size=6))
+    order = draw(st.permutations(list(range(groups)) + repeats))
+    return keys, groups, order
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shape=storms())
+def test_any_arrival_order_pages_once_per_repaired_key(shape, monkeypatch):
+    """Handled one after another in any order: one write and one page per key, every event
+    answered (a repair, nothing missing, or the first run's record), none unaccounted for."""
+    from moto import mock_aws
+
+    from keyfix.sim import moto_gaps
+    from tests.integration.conftest import build_world
+    from tests.support.accounts import Env
+
+    keys, groups, order = shape
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "POWERTOOLS_TRACE_DISABLED": "1",
+                        "KEYFIX_MODE": "apply"}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_PROFILE", "MOTO_ACCOUNT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    with mock_aws(), moto_gaps.installed():
+        world = build_world(Env())
+        monkeypatch.setenv("KEYFIX_SNS_TOPIC_ARN", world.topic_arn)
+        monkeypatch.setenv("KEYFIX_TABLE_NAME", world.table_name)
+        storm = Storm(ASG_ACCOUNT, REGION, [make_key(world.env, ASG_ACCOUNT, f"k{k}") for k in range(keys)])
+        for g in range(groups):
+            add_group(world.env, storm, f"g-{g}", storm.keys[g % keys])
+        outcomes = {"applied": 0, "no-missing-permission": 0, "duplicate": 0}
+        for n, g in enumerate(order):
+            report = run_lambda(event(f"g-{g}", n))
+            if report.get("duplicate_of"):
+                outcomes["duplicate"] += 1
+            elif causes(report) == [("slr-not-in-key-policy", ["applied"])]:
+                outcomes["applied"] += 1
+            elif causes(report) == [("no-missing-permission", [])]:
+                outcomes["no-missing-permission"] += 1
+        pages = [json.loads(m["Message"].split("(JSON) -----\n", 1)[1]) for m in world.notifications()]
+    assert sum(outcomes.values()) == len(order), (outcomes, order)
+    assert outcomes == {"applied": keys, "no-missing-permission": groups - keys, "duplicate": len(order) - groups}
+    assert sorted(f["key_arn"] for p in pages for f in p["findings"]) == sorted(storm.keys)
+    assert all(causes(p) == [("slr-not-in-key-policy", ["applied"])] for p in pages)
