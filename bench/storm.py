@@ -328,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--groups", type=int, default=50)
     ap.add_argument("--keys", type=int, default=5)
     ap.add_argument("--events", type=int, default=1000, help="failures in the mixed storm")
-    ap.add_argument("--smoke", action="store_true", help="tiny: 20 duplicates, 10 groups x 2 keys, 40 events, 2 workers")
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny: 20 duplicates, 10 groups x 2 keys, 40 events, 2 workers")
     ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     ap.add_argument("--counts-only", action="store_true", help="with --check: the counts, not the time ratio")
     ap.add_argument("--src", help="a keyfix tree's src/ to measure instead of this one's (the 'before' run)")
