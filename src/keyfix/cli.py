@@ -231,7 +231,7 @@ def _parser() -> argparse.ArgumentParser:
         "Exit status 0 when every scenario ended as expected, 1 otherwise.",
     )
     demo.add_argument("--scenario", action="append",
-                      choices=["a1", "a2", "b", "c", "not-kms", "pending-deletion"],
+                      choices=["a1", "a2", "b", "c", "not-kms", "pending-deletion", "predict"],
                       help="play only this scenario (repeatable; default: all)")
     demo.add_argument("--mode", choices=["apply", "propose"], default="apply",
                       help="apply (default): repair what the safety rules allow; propose: write nothing")

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.server
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT_SCHEMA = json.loads((ROOT / "src/keyfix/schemas/report.schema.json").read_text())
-ALL = ["a1", "a2", "b", "c", "not-kms", "pending-deletion"]
+ALL = ["a1", "a2", "b", "c", "not-kms", "pending-deletion", "predict"]
 
 
 def writable_state(endpoint_url: str) -> dict[str, object]:
@@ -199,6 +199,44 @@ def test_pending_deletion_is_proposed_even_in_apply_mode(applied):
     assert not recorder.changed("pending-deletion")
 
 
+def test_predict_a_key_policy_edit_is_predicted_to_break_the_group_and_nothing_is_written(applied):
+    """Issue #11: alice's PutKeyPolicy drops the service-linked role's statements from a key
+    that works; its CloudTrail event reaches the handler; keyfix predicts the next launch's
+    failure, names who made the change, and proposes only, even in apply mode on an opted-in
+    key; the next launch then fails as predicted."""
+    results, recorder = applied
+    result = results["predict"]
+    report = result["report"]
+    assert result["event"]["detail-type"] == "AWS API Call via CloudTrail" and result["event"]["source"] == "aws.kms"
+    assert report["event"]["trigger"] == "key-change" and report["mode"] == "apply"
+    finding = only_finding(result)
+    assert finding["cause"] == "slr-not-in-key-policy" and finding["predicted"] is True
+    assert finding["resource"].endswith(":autoScalingGroupName/web-asg")
+    assert f"arn:aws:iam::{ASG_ACCOUNT}:user/alice made PutKeyPolicy at " in finding["explanation"]
+    assert "this change will break web-asg at its next launch: " in finding["explanation"]
+    (fix,) = finding["fixes"]
+    assert (fix["kind"], fix["status"]) == ("key-policy-statement", "proposed")
+    assert "never reverts a person's change" in fix["reason"] and fix["cli"]
+    # nothing written: by keyfix's own account of it, and by our own read of the account
+    assert result["writes"] == [] and result["change_ids"] == [] and not recorder.changed("predict")
+    assert result["sns"]["attributes"]["trigger"] == "key-change"
+    assert result["sns"]["attributes"]["status"] == ["proposed"] and "predicted" in result["sns"]["subject"]
+    # the launch worked before the change, and the same request is refused after it
+    assert result["extra"]["launch_before_change"]["succeeded"] is True
+    assert result["before"]["decision"] == "Allowed" and result["after"]["decision"] != "Allowed"
+    assert result["after"]["missing"] == ["resource_policy"]
+    assert not result["retry_succeeded"]  # the prediction comes true
+
+
+def test_predict_on_its_own_from_the_command_line(capsys):
+    from keyfix.cli import main
+
+    assert main(["demo", "--scenario", "predict", "--format", "json", "--mode", "propose"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["scenario"] == "predict" and result["as_expected"], result["problems"]
+    assert result["report"]["mode"] == "propose" and only_finding(result)["predicted"] is True
+
+
 def test_propose_mode_writes_nothing_and_every_retry_still_fails(proposed):
     results, recorder = proposed
     for name, result in results.items():
@@ -226,7 +264,8 @@ def test_command_line_json_in_a_subprocess(subprocess_demo, applied):
     assert list(results) == ALL
     causes = {name: only_finding(r)["cause"] for name, r in results.items()}
     assert causes == {"a1": "slr-not-in-key-policy", "a2": "slr-grant-missing", "b": "principal-not-in-key-policy",
-                      "c": "identity-policy-missing", "not-kms": "not-kms", "pending-deletion": "key-pending-deletion"}
+                      "c": "identity-policy-missing", "not-kms": "not-kms", "pending-deletion": "key-pending-deletion",
+                      "predict": "slr-not-in-key-policy"}
     assert {n for n, r in results.items() if r["retry_succeeded"]} == {"a1", "a2", "c"}
     assert "keyfix demo: b: keyfix" in stderr  # progress while it runs
 

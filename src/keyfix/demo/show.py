@@ -108,8 +108,9 @@ class TextShow:
             self._attempt("Retry", o.retry)
         if o.before and o.after:
             self.line(f"Decision for {o.before.call.action} by {_short(o.before.call.principal)} on the key:", 0)
-            self.line("before keyfix: " + o.before.describe(), 4)
-            self.line("after keyfix:  " + o.after.describe(), 4)
+            before, after = getattr(o.scenario, "decision_labels", ("before keyfix", "after keyfix"))
+            self.line(f"{before}: " + o.before.describe(), 4)
+            self.line(f"{after}:  " + o.after.describe(), 4)
 
     def result(self, o: Outcome) -> None:
         if o.as_expected:
@@ -150,6 +151,8 @@ def _short(principal: str) -> str:
 
 
 def _ending(o: Outcome) -> str:
+    if getattr(o.scenario, "ending", None):  # a scenario that tells its own ending (predict)
+        return o.scenario.ending
     if o.retry and o.retry.succeeded:
         return "repaired, the retry succeeds"
     return "nothing written, the retry still fails" if o.mode == "propose" or not o.writes else "the retry still fails"
