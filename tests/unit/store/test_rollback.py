@@ -538,10 +538,11 @@ def test_cli_without_table_is_exit_2(aws, capsys):
     assert "KEYFIX_TABLE_NAME not set" in capsys.readouterr().err
 
 
-def test_cli_internal_error_is_exit_1(aws, capsys):
-    # The table does not exist: an AWS error, not a user error.
-    assert cli_history(_args(table="no-such-table")) == 1
-    assert "internal error" in capsys.readouterr().err
+def test_cli_missing_table_is_the_users_error_exit_2(aws, capsys):
+    # A table that does not exist is the user's configuration: exit 2 with what to do (#13).
+    assert cli_history(_args(table="no-such-table")) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "KEYFIX_TABLE_NAME" in err
 
 
 def test_store_without_mac_never_rolls_back(unsigned_store, kms, iam, key_arn, calls):
