@@ -49,6 +49,7 @@ class KeptDemo:
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
         self.ended = False  # stdout reached its end (the reader has queued None)
+        self.err: str | None = None
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -58,6 +59,8 @@ class KeptDemo:
         self.lines.put(None)
 
     def read_until(self, prefix: str, timeout: float = START_TIMEOUT) -> list[str]:
+        if any(line.startswith(prefix) for line in self.seen):
+            return self.seen
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -74,7 +77,19 @@ class KeptDemo:
     def _stderr(self) -> str:
         if self.process.poll() is None:
             return "(still running)"
-        return self.process.stderr.read()
+        if self.err is None:  # read once: a failure message may have read it already
+            self.err = self.process.stderr.read()
+        return self.err
+
+    def serves(self) -> bool:
+        """True once the commands are printed; False if it exited first (a scenario without a failure)."""
+        try:
+            self.read_until("Serving", timeout=START_TIMEOUT)
+            return True
+        except AssertionError:
+            if self.process.poll() is None:
+                raise
+            return False
 
     def commands(self) -> dict[str, str]:
         """The printed shell lines: the environment lines, and each keyfix command by its word."""
@@ -114,6 +129,13 @@ def test_printed_commands_reach_the_scenarios_real_finding(name, tmp_path):
     proposed, applied = scenario.expected("propose"), scenario.expected("apply")
     stop_by = signal.SIGTERM if name == "a2" else signal.SIGINT  # a supervisor's stop, and Ctrl-C
     demo = KeptDemo("--scenario", name, "--for", "300")
+    if not demo.serves():
+        # A scenario that plays its own flow from no failure (keyfix.demo.prediction) has no
+        # failure event: a clear usage error, nothing served. Any other scenario must serve.
+        status = demo.process.wait(timeout=60)
+        assert callable(getattr(scenario, "play", None)), f"{name} did not serve: {demo.seen} {demo._stderr()}"
+        assert status == 2 and "no failure event" in demo._stderr()
+        return
     try:
         printed = demo.commands()
 

@@ -32,6 +32,10 @@ LOCAL_USER = "keyfix-local"  # whose access key the printed commands carry
 SHELL_SETTINGS_UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 
 
+class NoFailureEvent(Exception):
+    """The scenario's operation succeeded on its broken account: no event to hand to keyfix."""
+
+
 @dataclass(frozen=True)
 class Served:
     """What a person needs to run keyfix against the served account."""
@@ -112,8 +116,9 @@ def prepare(name: str, url: str, directory: Path, keyfix: list[str]) -> tuple[Se
     scenario = _scenario(name)
     broken = scenario.build(env)
     attempt = scenario.attempt(env, Authorizer(REGION))
-    if attempt.event is None:  # every scenario is built to fail; say so rather than serve nothing
-        raise RuntimeError(f"scenario {name}: the operation did not fail, there is no event to handle")
+    if attempt.event is None:  # e.g. a scenario that starts before any failure: nothing to serve
+        raise NoFailureEvent(f"scenario {name}: its operation does not fail here, so there is no failure event "
+                             f"to handle; `keyfix demo --scenario {name}` plays it")
     event_file = directory / f"{name}-event.json"
     event_file.write_text(json.dumps(attempt.event, indent=2) + "\n")
     environment = {
@@ -189,6 +194,9 @@ def serve(name: str, seconds: float | None = None, port: int = 0, event_dir: str
             threading.Event().wait(seconds)  # returns at once on Ctrl-C (KeyboardInterrupt)
         except KeyboardInterrupt:
             pass
+        except NoFailureEvent as exc:
+            print(f"keyfix demo --keep: {exc}", file=sys.stderr)
+            return 2
         finally:
             server.stop()
             environment.restore()
