@@ -89,6 +89,9 @@ def process_event(raw: Any, settings: Settings, gw=None, observer=None, *, store
         from keyfix.store.findings import record_findings
 
         record_findings(store, report, raw)  # every finding with its report: keyfix history --findings
+        from keyfix.securityhub import publish_report
+
+        publish_report(report, gw, region=incident.region or None)  # SecurityHub=true only; never raises
         if observer is not None:
             observer.record(report, changes)
         if settings.sns_topic_arn and _worth_notifying(report, changes, store, incident):

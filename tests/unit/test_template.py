@@ -245,6 +245,7 @@ ADDED_VARIABLES = {
     "KEYFIX_HTTPS_MESSAGE": ({"Ref": "HttpsMessage"}, "src/keyfix/messages/structure.py"),
     "KEYFIX_SWITCH_PARAMETER": ({"Ref": "RuntimeSwitch"}, "src/keyfix/switch.py"),
     "KEYFIX_HISTORY_RETENTION_DAYS": ({"Ref": "HistoryRetentionDays"}, "src/keyfix/store/findings.py"),
+    "KEYFIX_SECURITY_HUB": ({"Ref": "SecurityHub"}, "src/keyfix/securityhub.py"),
 }
 
 

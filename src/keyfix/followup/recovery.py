@@ -81,3 +81,6 @@ def announce(gw: Any, settings: Any, report: Report, account: str, group: str, r
         ids = []
     subject, text = resolved_text(group, report.recovery, ids)
     publish(gw, settings.sns_topic_arn, subject, text, report, account, "resolved")
+    from keyfix.securityhub import resolve_recovered
+
+    resolve_recovered(group, report.recovery, gw, account=account)  # SecurityHub=true only; never raises

@@ -80,6 +80,10 @@ def handle_subject(run: Run, subject: Subject) -> tuple[Report, Checked | None]:
                                 applied_by=run.applied_by, time_left=run.time_left)
         else:
             proposals_only(checked.findings, run.proposal_reason or "proposed only")
+        if run.notify:  # the sweep: in Security Hub as an event's findings are (SecurityHub=true only)
+            from keyfix.securityhub import publish_report
+
+            publish_report(report, run.gw, account=run.account, region=run.region)
         if run.notify and run.settings.sns_topic_arn and (changes or not checked.healthy):
             run.burst.consider(report, changes, run.store, checked.incident)  # sent once, at the end
         return report.to_dict()

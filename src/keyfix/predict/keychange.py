@@ -62,6 +62,9 @@ def handle_change(raw: Any, incident: Incident, report: Report, settings: Settin
     report.findings = [f for r in outcome.reports for f in r.findings]
     for text in outcome.unchecked + [f"group {n} not found" for n in outcome.unknown_groups]:
         log.warning("key-change %s: not checked: %s", change.event_name, text)
+    from keyfix.securityhub import publish_report
+
+    publish_report(report, gw, account=account, region=region)  # SecurityHub=true only; never raises
     if settings.sns_topic_arn:  # every group it breaks in one message (keyfix.predict.digest)
         for group_report in outcome.reports:
             if group_report.findings:

@@ -18,6 +18,7 @@ the same in-process (`mock_aws`) and in a `ThreadedMotoServer` in this process.
 | AWS managed keys (alias/aws/*) report KeyManager CUSTOMER; aws/ebs has the default policy | `_create_alias` | DescribeKey, GetKeyPolicy |
 | KMS ignores the account in a key ARN: DescribeKey/ListGrants/CreateGrant... on another account's key say NotFound | `_kms_backend` | KMS cross-account use |
 | CloudTrail LookupEvents not implemented | `_lookup_events` + `record_cloudtrail_event` | LookupEvents |
+| Security Hub BatchUpdateFindings not implemented (no route either) | `securityhub._batch_update_findings` | BatchUpdateFindings |
 
 Not filled (documented, not needed by keyfix's resolver): CopySnapshot/CopyImage key rules,
 RunInstances ignoring the AMI's mappings, AMIs and snapshots shared across accounts, IAM
@@ -132,6 +133,15 @@ def install() -> None:
     # -- CloudTrail ---------------------------------------------------------------------------
     if not hasattr(CloudTrailResponse, "lookup_events"):
         _patch(CloudTrailResponse, "lookup_events", _lookup_events)
+    # -- Security Hub -------------------------------------------------------------------------
+    from moto.securityhub import urls as securityhub_urls
+    from moto.securityhub.responses import SecurityHubResponse
+
+    from keyfix.sim.moto_gaps import securityhub
+
+    if not hasattr(SecurityHubResponse, "batch_update_findings"):
+        _patch(SecurityHubResponse, "batch_update_findings", securityhub._batch_update_findings)
+        _patch(securityhub_urls.url_paths, securityhub.URL_PATH, SecurityHubResponse.dispatch)
 
 
 def uninstall() -> None:
