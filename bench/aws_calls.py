@@ -54,6 +54,17 @@ MINIMUM: dict[str, list[str]] = {
           "iam:GetPolicyVersion"],
 }
 
+# What apply mode adds to the decision's reads, at least (see bench/README.md): the opt-in
+# tag when the key is not allow-listed (the bench opts the key in by tag), then the write's
+# own protocol (keyfix.remedies.writers: read under the key's lock, put, read back). B and
+# C are refused by the principal rule before any key is looked at: nothing.
+APPLY_MINIMUM: dict[str, list[str]] = {
+    "A1": ["kms:ListResourceTags", "kms:GetKeyPolicy", "kms:PutKeyPolicy", "kms:GetKeyPolicy"],
+    "A2": ["kms:ListGrants", "kms:CreateGrant"],
+    "B": [],
+    "C": [],
+}
+
 DESCRIPTIONS = {
     "A1": "ASG launch failure; same-account CMK; SLR not in the key policy (asg-launch-failure)",
     "A2": "ASG launch failure; CMK in another account; SLR has no grant (asg-launch-failure)",
@@ -191,6 +202,8 @@ def run() -> dict:
         minimum = MINIMUM[name]
         extra = list((Counter(calls) - Counter(minimum)).elements())
         missing = list((Counter(minimum) - Counter(calls)).elements())
+        apply_minimum = APPLY_MINIMUM[name]
+        apply_extra = list((Counter(apply["remedy_calls"]) - Counter(apply_minimum)).elements())
         out[name] = {
             "description": DESCRIPTIONS[name],
             "resolve_calls": calls,
@@ -203,6 +216,11 @@ def run() -> dict:
             "diagnose_calls": propose["diagnose_calls"],
             "propose_remedy_calls": propose["remedy_calls"],
             "apply_remedy_calls": apply["remedy_calls"],
+            "apply_resolve_calls": apply["resolve_calls"],
+            "apply_minimum": apply_minimum,
+            "apply_beyond_minimum": apply_extra + list(
+                (Counter(apply["resolve_calls"]) - Counter(minimum)).elements()),
+            "apply_minimum_not_made": list((Counter(apply_minimum) - Counter(apply["remedy_calls"])).elements()),
             "findings_propose": propose["findings"],
             "findings_apply": apply["findings"],
             "notes": propose["notes"],

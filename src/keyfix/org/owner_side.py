@@ -174,9 +174,11 @@ def _check(proposal: messages.Proposal, settings, org: OrgSettings, gw, decision
     beyond = sorted(set(proposal.operations) - USE_ACTIONS - {CREATE_GRANT})
     rule("operations", not beyond and bool(use or grant),
          f"the proposal asks for {beyond or 'nothing'}, beyond the EBS operations keyfix may give")
-    from keyfix.resolve.kms import read_key
+    from keyfix.resolve.kms import read_key, read_tags
 
     key = read_key(gw, proposal.key_arn, key_parsed.region)
+    if not settings.key_allowed(key.arn):
+        key = read_tags(gw, key)  # the opt-in tag; read_key leaves tags unread (issue #14, P2)
     if not key.exists or key.manager is None:
         rule("opt-in", False, f"keyfix could not read {proposal.key_arn} (DescribeKey): "
              + ("; ".join(key.unreadable) or "it does not exist"))

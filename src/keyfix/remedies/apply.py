@@ -16,6 +16,7 @@ from keyfix.remedies import safety, writers
 from keyfix.remedies.writers import WriteFailed, WriteUnverified  # noqa: F401  (the errors callers see)
 from keyfix.report import Cause, Finding, Fix, FixKind, FixStatus, Mode
 from keyfix.resolve.facts import PrincipalFacts, Situation
+from keyfix.resolve.kms import read_tags
 from keyfix.store import LockTimeout
 
 log = logging.getLogger("keyfix")
@@ -78,8 +79,15 @@ def carry_out(findings: list[Finding], situation: Situation, settings, gw, store
                 continue
             journal = writers.Journal(store, situation.incident.event_id, finding, applied_by)
             try:
-                checked = safety.check_fix(fix, principal=principal, key=key, account=account, partition=partition,
-                                           settings=settings)
+                try:
+                    checked = safety.check_fix(fix, principal=principal, key=key, account=account,
+                                               partition=partition, settings=settings)
+                except safety.TagsUnread:
+                    # The principal rule passed and the opt-in tag decides: read the key's tags now,
+                    # and only now (propose mode never needs them; issue #14, P2), then check again.
+                    key = situation.keys[finding.key_arn or ""] = read_tags(gw, key)
+                    checked = safety.check_fix(fix, principal=principal, key=key, account=account,
+                                               partition=partition, settings=settings)
                 change = _write(fix, checked, gw, store, journal, owner=f"{applied_by}:{situation.incident.event_id}",
                                 on_applied=(lambda f=finding: on_applied(f)) if on_applied else None)
             except safety.Refusal as refusal:

@@ -175,13 +175,23 @@ def principals_named_by_statement(statement: Any) -> set[str]:
     return {v if isinstance(v, str) else repr(v) for v in values}
 
 
+class TagsUnread(Refusal):
+    """The opt-in tag decides and the key's tags were not read (keyfix.resolve.kms.read_tags):
+    the caller may read them and check again; as a Refusal, nothing is written."""
+
+
 def check_key(key: KeyFacts, settings: Settings, *, writes_policy: bool) -> None:
     if key.manager == "AWS":
         raise Refusal(f"{key.arn} is an AWS managed key; keyfix never changes those")
     if not writes_policy:
         return  # a grant made from this account changes nothing the key owner wrote
+    if settings.key_allowed(key.arn):
+        return
+    if key.tags_unread:
+        raise TagsUnread(f"{key.arn} is not in KEYFIX_KEY_ALLOWLIST and keyfix has not read its tags "
+                         f"({OPT_IN_TAG[0]}); it writes nothing on a tag it has not read")
     opted_in = key.tags.get(OPT_IN_TAG[0], "").lower() == OPT_IN_TAG[1]
-    if not (opted_in or settings.key_allowed(key.arn)):
+    if not opted_in:
         raise Refusal(
             f"{key.arn} is neither in KEYFIX_KEY_ALLOWLIST nor tagged {OPT_IN_TAG[0]}={OPT_IN_TAG[1]}"
         )

@@ -19,7 +19,8 @@ Global keys (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies
   aws:PrincipalIsAWSService, aws:PrincipalServiceName and aws:userid of the root user or a
   federated user are derived by the model (keyfix.policy.request) and never marked unknown.
 - resource properties: aws:ResourceTag/ is the key's tags, read with ListResourceTags in the
-  key's own account; aws:ResourceAccount is the key's account; aws:ResourceOrgID is this
+  key's own account, here and only when a policy in force mentions it (kms.read_tags);
+  aws:ResourceAccount is the key's account; aws:ResourceOrgID is this
   account's organization for a key of this account; otherwise unknown.
 - network properties: aws:SourceIp, aws:SourceVpc, aws:SourceVpce, aws:SourceVpcArn,
   aws:VpcSourceIp: the event does not carry what the request came through; unknown.
@@ -44,6 +45,7 @@ from keyfix.arns import account_of
 from keyfix.resolve.facts import AccessNeed, KeyFacts, PrincipalFacts, Situation
 from keyfix.resolve.gateway import AwsGateway
 from keyfix.resolve.iam import principal_kind
+from keyfix.resolve.kms import read_tags
 from keyfix.resolve.organizations import MEMBER, NOT_IN_ORGANIZATION, read_organization
 from keyfix.resolve.principal_tags import read_principal_tags
 
@@ -133,6 +135,10 @@ def _with_context(gw: AwsGateway, s: Situation, need: AccessNeed) -> AccessNeed:
             context["aws:RequestedRegion"] = key.region
         if "aws:resourceaccount" in mentioned:
             context["aws:ResourceAccount"] = key.account
+        if "aws:resourcetag/" in mentioned and key.account == home and key.tags_unread:
+            # Read only now that a policy in force conditions on them (kms.read_tags).
+            key = read_tags(gw, key)
+            s.keys[need.key_arn] = key
         if "aws:resourcetag/" in mentioned and _tags_read(key, home):
             context.update({f"aws:ResourceTag/{k}": v for k, v in key.tags.items()})
         else:
@@ -152,7 +158,7 @@ def _with_context(gw: AwsGateway, s: Situation, need: AccessNeed) -> AccessNeed:
 
 def _tags_read(key: KeyFacts, home: str | None) -> bool:
     """The key's tags are what ListResourceTags returned in the key's own account."""
-    return (key.account == home and key.manager == "CUSTOMER"
+    return (key.account == home and key.manager == "CUSTOMER" and not key.tags_unread
             and not any("ListResourceTags" in reason for reason in key.unreadable))
 
 

@@ -26,6 +26,9 @@ class KeyFacts:
     tags: dict[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     unreadable: tuple[str, ...] = ()
+    # ListResourceTags not called yet: `tags` is empty because nobody needed them so far,
+    # not because the key has none (keyfix.resolve.kms.read_tags reads them).
+    tags_unread: bool = False
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,11 @@ Reads, in order, and only what the diagnosis needs:
    paginated; cross-account use is allowed with the key ARN (the key policy must allow
    kms:ListGrants to the calling account).
 4. ListResourceTags (https://docs.aws.amazon.com/kms/latest/APIReference/API_ListResourceTags.html):
-   same account only; the tags carry `keyfix:auto-remediate`.
+   same account only; the tags carry `keyfix:auto-remediate`. Not read with the key
+   (`KeyFacts.tags_unread`): only `read_tags`, when a policy in force conditions on
+   aws:ResourceTag/ (resolve/context.py) or when apply mode is about to write a key policy
+   that KEYFIX_KEY_ALLOWLIST does not cover (remedies/apply.py). Propose mode never needs
+   the opt-in tag, so in the common case the call is not made at all (issue #14, P2).
 
 AWS managed keys (KeyManager AWS, e.g. aws/ebs): DescribeKey, and in this account the key
 policy (AWS writes it: for aws/ebs it lets every principal of the account use the key
@@ -29,6 +33,7 @@ field None (tags: empty) and the reason in `unreadable`.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from keyfix.arns import key_ref_account_region, parse_arn
@@ -104,11 +109,15 @@ def _read_key(gw: AwsGateway, key_ref: str, region: str) -> KeyFacts:
             unreadable.append(f"kms:GetKeyPolicy returned a policy that is not JSON: {err}")
 
     grants: tuple[dict[str, Any], ...] | None = None
-    tags: dict[str, str] = {}
+    tags_unread = False
     if manager == "AWS":
         unreadable += [AWS_MANAGED_GRANTS_REASON, AWS_MANAGED_TAGS_REASON]
     else:
-        grants, tags = _grants_and_tags(gw, arn, account, region, acting, unreadable)
+        grants = _grants(gw, arn, region, acting, unreadable)
+        if acting is False:
+            unreadable.append(CROSS_ACCOUNT_TAGS_REASON.format(account=account))
+        else:
+            tags_unread = True  # read_tags, when something needs them
 
     return KeyFacts(
         arn=arn,
@@ -118,37 +127,48 @@ def _read_key(gw: AwsGateway, key_ref: str, region: str) -> KeyFacts:
         manager=manager,
         policy=policy,
         grants=grants,
-        tags=tags,
         aliases=aliases,
         unreadable=tuple(unreadable),
+        tags_unread=tags_unread,
     )
 
 
-
-def _grants_and_tags(
-    gw: AwsGateway, arn: str, account: str, region: str, acting: str | bool | None, unreadable: list[str]
-) -> tuple[tuple[dict[str, Any], ...] | None, dict[str, str]]:
-    """ListGrants and ListResourceTags of a customer managed key; what cannot be read is
-    added to `unreadable`."""
-    grants = None
+def read_tags(gw: AwsGateway, key: KeyFacts) -> KeyFacts:
+    """`key` with its tags (ListResourceTags, in the key's own account or one keyfix can act
+    in), read at most once per gateway; unchanged when they were read or cannot be."""
+    if not key.tags_unread:
+        return key
+    memo_key = ("kms.tags", key.arn)
+    found = gw.memo.get(memo_key)
+    if found is not None:
+        return found
+    acting = None if key.account == gw.home_account() else key.account
+    tags: dict[str, str] = {}
+    unreadable = list(key.unreadable)
     try:
-        # From the key's account when keyfix can act there; otherwise across accounts with the key ARN.
-        grants = tuple(
-            gw.read_all("kms", "ListGrants", "Grants", account=acting or None, region=region, KeyId=arn)
-        )
+        items = gw.read_all("kms", "ListResourceTags", "Tags", account=acting, region=key.region, KeyId=key.arn)
+        tags = {t["TagKey"]: t["TagValue"] for t in items}
     except AwsError as err:
         unreadable.append(err.reason())
+    tagged = replace(key, tags=tags, tags_unread=False, unreadable=tuple(unreadable))
+    gw.memo[memo_key] = tagged
+    gw.memo[("kms.key", key.arn)] = tagged
+    return tagged
 
-    tags: dict[str, str] = {}
-    if acting is False:
-        unreadable.append(CROSS_ACCOUNT_TAGS_REASON.format(account=account))
-    else:
-        try:
-            items = gw.read_all("kms", "ListResourceTags", "Tags", account=acting, region=region, KeyId=arn)
-            tags = {t["TagKey"]: t["TagValue"] for t in items}
-        except AwsError as err:
-            unreadable.append(err.reason())
-    return grants, tags
+
+
+def _grants(
+    gw: AwsGateway, arn: str, region: str, acting: str | bool | None, unreadable: list[str]
+) -> tuple[dict[str, Any], ...] | None:
+    """ListGrants of a customer managed key; None (and the reason in `unreadable`) if it
+    cannot be read."""
+    try:
+        # From the key's account when keyfix can act there; otherwise across accounts with the key ARN.
+        return tuple(gw.read_all("kms", "ListGrants", "Grants", account=acting or None, region=region, KeyId=arn))
+    except AwsError as err:
+        unreadable.append(err.reason())
+        return None
+
 
 def _is_alias(key_ref: str) -> bool:
     return key_ref.startswith("alias/") or ":alias/" in key_ref

@@ -63,10 +63,12 @@ def test_tag_conditions_read_the_users_tags_once(make_gateway):
 
     situation = resolve(case.denied_incident(), gw)
 
-    assert gw.calls.count(("iam", "ListUserTags")) == 1 and gw.calls[-1] == ("iam", "ListUserTags")
+    # The user's tags, then the key's (read only because the key policy mentions aws:ResourceTag/).
+    assert gw.calls[-2:] == [("iam", "ListUserTags"), ("kms", "ListResourceTags")]
+    assert gw.calls.count(("iam", "ListUserTags")) == 1 and gw.calls.count(("kms", "ListResourceTags")) == 1
     assert not [c for c in gw.calls if c[0] == "organizations" or c == ("iam", "ListRoleTags")]
     (need,) = situation.needs
     assert need.context["aws:PrincipalTag/team"] == "web"
-    # the key's tags were read with the key (ListResourceTags): none named "shared", so known absent
+    # the key's tags were read (ListResourceTags): none named "shared", so known absent
     assert "aws:ResourceTag/" not in need.unknown_keys and "aws:PrincipalTag/" not in need.unknown_keys
     assert situation.principals[need.principal].account == ASG_ACCOUNT

@@ -67,8 +67,7 @@ class TestWithMoto:
             ("kms", "DescribeKey"),
             ("kms", "GetKeyPolicy"),
             ("kms", "ListGrants"),
-            ("kms", "ListResourceTags"),
-        ]
+        ]  # the tags only when something needs them (kms.read_tags, issue #14)
 
     def test_errors_become_aws_error_and_are_cached(self, make_gateway):
         gw = make_gateway()

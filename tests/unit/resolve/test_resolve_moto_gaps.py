@@ -345,7 +345,6 @@ def test_resolve_against_a_moto_server_through_aws_endpoint_url(server, monkeypa
         ("kms", "DescribeKey"),
         ("kms", "GetKeyPolicy"),
         ("kms", "ListGrants"),
-        ("kms", "ListResourceTags"),
         ("iam", "GetRole"),
     ]
     assert {n.key_arn for n in situation.needs} == {case.key_arn}

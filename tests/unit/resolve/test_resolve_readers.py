@@ -10,9 +10,11 @@ import pytest
 
 from keyfix.report import Trigger
 from keyfix.resolve import read_key, read_principal, resolve
+from keyfix.resolve.kms import read_tags
 from keyfix.arns import iam_arn_for_session
 from keyfix.sim import accounts
 from tests.support.accounts import ASG_ACCOUNT, AZ, GROUP, KEY_ACCOUNT, REGION, AsgCase, Env, plain_image, root_only_policy
+from tests.support.faults import deny
 
 pytestmark = pytest.mark.usefixtures("moto")
 
@@ -32,9 +34,27 @@ def test_read_key_by_alias_name(make_gateway):
 
     assert (facts.arn, facts.account, facts.region) == (key["Arn"], ASG_ACCOUNT, REGION)
     assert facts.aliases == ("alias/app",)
-    assert facts.tags == {"keyfix:auto-remediate": "true"}
+    assert facts.tags == {} and facts.tags_unread  # not read until something needs them (issue #14, P2)
     assert read_key(gw, key["Arn"], REGION) is facts
-    assert gw.calls == [("kms", "DescribeKey"), ("kms", "GetKeyPolicy"), ("kms", "ListGrants"), ("kms", "ListResourceTags")]
+    assert gw.calls == [("kms", "DescribeKey"), ("kms", "GetKeyPolicy"), ("kms", "ListGrants")]
+
+    tagged = read_tags(gw, facts)
+    assert tagged.tags == {"keyfix:auto-remediate": "true"} and not tagged.tags_unread
+    assert read_tags(gw, facts) is tagged and read_tags(gw, tagged) is tagged  # once per gateway
+    assert read_key(gw, key["Arn"], REGION) is tagged
+    assert gw.calls[3:] == [("kms", "ListResourceTags")]
+
+
+def test_tags_that_cannot_be_read_stay_empty_with_the_reason(make_gateway):
+    key = _key(Tags=[{"TagKey": "keyfix:auto-remediate", "TagValue": "true"}])
+    gw = make_gateway()
+    deny(gw.session, "KMS", "ListResourceTags", code="AccessDeniedException")
+
+    tagged = read_tags(gw, read_key(gw, key["Arn"], REGION))
+
+    assert tagged.tags == {} and not tagged.tags_unread
+    assert any("ListResourceTags failed: AccessDeniedException" in r for r in tagged.unreadable)
+    assert gw.calls.count(("kms", "ListResourceTags")) == 1
 
 
 def test_read_key_pending_deletion_and_missing_alias(make_gateway):
