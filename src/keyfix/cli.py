@@ -206,6 +206,9 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--since", metavar="WHEN", help="findings since an ISO date/time or a duration: 7d, 12h, 30m "
                          "(default 7d; implies --findings)")
     history.add_argument("--event", metavar="EVENT_ID", help="print the recorded event, for keyfix handle (replay)")
+    history.add_argument("--scan", action="store_true",
+                         help="read changes by scanning the table instead of its by-change index (records written "
+                              "before the index existed)")
     history.add_argument("--table", help="override KEYFIX_TABLE_NAME")
     history.add_argument("--audit-key", metavar="ARN", help="override KEYFIX_AUDIT_KEY_ARN (checks each record's MAC)")
     history.add_argument("--format", choices=["json", "text"], default="text")

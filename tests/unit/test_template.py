@@ -649,7 +649,7 @@ READS = {
     "iam:GetGroupPolicy", "iam:ListAttachedGroupPolicies", "iam:GetPolicy", "iam:GetPolicyVersion",
     "iam:ListUserTags", "iam:ListRoleTags", "organizations:DescribeOrganization",
     "cloudtrail:LookupEvents", "sns:Publish", "dynamodb:GetItem", "dynamodb:PutItem",
-    "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan", "xray:PutTraceSegments",
+    "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query", "xray:PutTraceSegments",
     "xray:PutTelemetryRecords", "sqs:SendMessage", "logs:CreateLogStream", "logs:PutLogEvents",
     "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",  # the follow-up queue
     "ssm:GetParameter",

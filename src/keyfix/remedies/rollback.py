@@ -433,7 +433,8 @@ def _gaps_line(gaps: dict[str, Any]) -> str | None:
         return None
     ranges = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in gaps["missing"])
     return (f"audit records missing: sequence numbers {ranges} of {gaps['issued']} issued (deleted, expired after "
-            "400 days, or an intent whose put failed)")
+            "400 days, or an intent whose put failed; records written before the table's by-change index are "
+            "listed with --scan)")
 
 
 # -- command line -----------------------------------------------------------------------
@@ -524,7 +525,7 @@ def cli_history(args: Any) -> int:
         store = _open_store(args, "history")
         if store is None:
             return EXIT_REFUSED
-        records = store.list_changes()
+        records = store.list_changes(scan=bool(getattr(args, "scan", False)))  # the by-change index unless --scan
         gaps = store.sequence_gaps(records)
         key = getattr(args, "key", None)
         rows = history(_Listed(records), key)

@@ -50,6 +50,15 @@ NEXT_STATUSES = {INTENT: set(OUTCOMES), "unverified": {"applied", "failed", "unv
 # template.yaml): its outcome was never recorded, so it is as unsettled as `unverified`.
 STALE_INTENT_SECONDS = 120
 
+# The sparse global secondary index that lists audit records without a scan (template.yaml
+# KeyfixTable, `by-change`): every `change#` item carries `change_list` (one constant value)
+# and `change_at` (its applied_at), both unsigned copies like the others. Hiding a record from
+# the index (removing `change_list`) is a deletion as far as history goes: the sequence gap
+# shows it, as it shows a deleted record (README, "Audit records are tamper-evident").
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-indexes-general-sparse-indexes.html
+CHANGE_INDEX = "by-change"
+CHANGE_LIST_ATTRIBUTE, CHANGE_LIST_VALUE, CHANGE_AT_ATTRIBUTE = "change_list", "audit", "change_at"
+
 NO_KEY_REASON = "KEYFIX_AUDIT_KEY_ARN is not configured, so the record's MAC cannot be checked"
 NO_MAC_REASON = "the record carries no MAC (written without KEYFIX_AUDIT_KEY_ARN, or by someone else)"
 
@@ -180,10 +189,12 @@ class AuditRecords:
         raw = self._read(CHANGE_PREFIX + change_id)
         return self._decode(raw) if raw else None
 
-    def list_changes(self, key_arn: str | None = None) -> list[dict[str, Any]]:
+    def list_changes(self, key_arn: str | None = None, *, scan: bool = False) -> list[dict[str, Any]]:
         """Every audit record (of `key_arn` only, when given), oldest first, each with
-        `verified`. The key filter uses the record itself, not an unsigned attribute."""
-        changes = [self._decode(raw) for raw in self._scan()]
+        `verified`. The key filter uses the record itself, not an unsigned attribute. Read
+        through the `by-change` index; `scan=True` reads the whole table instead, for records
+        written before the index existed (they lack its attributes and show as gaps)."""
+        changes = [self._decode(raw) for raw in (self._scan() if scan else self._listed())]
         if key_arn:
             changes = [c for c in changes if c["key_arn"] == key_arn]
         changes.sort(key=lambda c: (c["applied_at"] or "", c.get("seq") or 0, c["change_id"]))
@@ -196,7 +207,7 @@ class AuditRecords:
         record anyone could have written."""
         now = self.clock()
         out = []
-        for record in self.list_changes():
+        for record in self.list_changes():  # through the index: the function never scans for this
             if verified_only and not record["verified"]:
                 continue
             if record["rolled_back"]:
@@ -220,6 +231,10 @@ class AuditRecords:
                 missing.append([expected, seq - 1])
             expected = max(expected, seq + 1)
         return {"issued": issued, "present": len(seqs), "missing": missing}
+
+    def _listed(self) -> list[dict[str, Any]]:
+        """Every audit item, as cheaply as the storage allows (NullStore: its memory)."""
+        return self._scan()
 
     def _decode(self, raw: dict[str, Any]) -> dict[str, Any]:
         item_id = raw["id"]
@@ -319,6 +334,8 @@ class AuditMixin(AuditRecords, TableStore):
     def _plain(body: dict[str, Any]) -> dict[str, Any]:
         # Unsigned copies for people browsing the table; keyfix never reads them back.
         plain = {name: body.get(name) for name in ("change_id", "kind", "key_arn", "target", "status")}
+        plain[CHANGE_LIST_ATTRIBUTE] = CHANGE_LIST_VALUE  # the by-change index (CHANGE_INDEX)
+        plain[CHANGE_AT_ATTRIBUTE] = body.get("applied_at") or ""
         return {name: {"S": str(value)} for name, value in plain.items() if value is not None}
 
     def _put_new(self, item_id: str, record_json: str, mac: str | None, body: dict[str, Any]) -> None:
@@ -359,11 +376,34 @@ class AuditMixin(AuditRecords, TableStore):
                                     ConsistentRead=True).get("Item")
         return _raw(item) if item else None
 
+    def _listed(self) -> list[dict[str, Any]]:
+        """Every indexed `change#` item: one Query of the sparse `by-change` index, oldest
+        first (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html).
+        A GSI is eventually consistent, so a record written a moment ago may be missing for
+        a moment; the later check that settles records runs minutes after any write. A table
+        without the index (a stack not yet updated) is scanned instead, with a warning."""
+        paginator = self.client.get_paginator("query")
+        items = []
+        try:
+            for page in paginator.paginate(TableName=self.table_name, IndexName=CHANGE_INDEX,
+                                           KeyConditionExpression="#l = :l",
+                                           ExpressionAttributeNames={"#l": CHANGE_LIST_ATTRIBUTE},
+                                           ExpressionAttributeValues={":l": {"S": CHANGE_LIST_VALUE}}):
+                items.extend(_raw(item) for item in page.get("Items", [])
+                             if item.get("id", {}).get("S", "").startswith(CHANGE_PREFIX))
+        except Exception as exc:
+            if not _no_such_index(exc):
+                raise
+            import logging
+
+            logging.getLogger("keyfix").warning("table %s has no %s index (update the stack): audit records "
+                                                "listed by a scan", self.table_name, CHANGE_INDEX)
+            return self._scan()
+        return items
+
     def _scan(self) -> list[dict[str, Any]]:
-        """Every `change#` item. A Scan with a filter: the table's only key is `id`, so there
-        is nothing to Query by. Acceptable because the volume is low (a handful of writes per
-        incident, kept 400 days) and because only the operator's `keyfix history` /
-        `keyfix rollback` and the later check run it.
+        """Every `change#` item by a Scan with a filter: only for `keyfix history --scan`
+        (records from before the index) and a table without the index.
         https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Scan.html"""
         paginator = self.client.get_paginator("scan")
         items = []
@@ -373,6 +413,14 @@ class AuditMixin(AuditRecords, TableStore):
                                        ConsistentRead=True):
             items.extend(_raw(item) for item in page.get("Items", []))
         return items
+
+
+def _no_such_index(exc: Exception) -> bool:
+    # AWS answers ValidationException ("The table does not have the specified index"); moto
+    # ResourceNotFoundException ("Invalid index"). Either way the message names the index.
+    error = (getattr(exc, "response", None) or {}).get("Error", {})
+    return error.get("Code") in ("ValidationException", "ResourceNotFoundException") \
+        and "index" in str(error.get("Message", "")).lower()
 
 
 def _raw(item: dict[str, Any]) -> dict[str, Any]:
