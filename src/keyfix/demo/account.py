@@ -105,11 +105,16 @@ def deploy(env: Env) -> Deployment:
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
 
-    # template.yaml KeyfixTable: partition key `id` (S), TTL attribute `expiration`.
+    # template.yaml KeyfixTable: partition key `id` (S), TTL attribute `expiration`, and the
+    # by-change index audit records are listed through (keyfix.store.audit).
     ddb = env.client("dynamodb", ASG_ACCOUNT)
     ddb.create_table(TableName=TABLE_NAME, BillingMode="PAY_PER_REQUEST",
-                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+                     AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"}
+                                           for name in ("id", "change_list", "change_at")],
+                     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                     GlobalSecondaryIndexes=[{"IndexName": "by-change", "Projection": {"ProjectionType": "ALL"},
+                                              "KeySchema": [{"AttributeName": "change_list", "KeyType": "HASH"},
+                                                            {"AttributeName": "change_at", "KeyType": "RANGE"}]}])
     ddb.update_time_to_live(TableName=TABLE_NAME,
                             TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"})
     return Deployment(env, topic, queue, TABLE_NAME, {k: credentials[k] for k in
