@@ -44,6 +44,11 @@ TARGETS = {
     # 3. P2 AWS calls: exactly the minimum per seed scenario, in propose and in apply mode
     "calls.max_beyond_minimum": ("<=", 0),
     "calls.apply_max_beyond_minimum": ("<=", 0),
+    # P1b: an ordinary EC2 stop (the state-change rule fires for every one in the account)
+    "irrelevant.ordinary_stop_aws_calls": ("<=", 1),
+    "coldstart.first_invocation_ordinary_stop_tracing_on_vs_import_boto3": ("<=", 1.5),
+    # P5: peak RSS of one invocation (fresh process: import + first invocation), MB; the smallest Lambda
+    "memory.peak_rss_one_invocation_mb": ("<=", 128),
 }
 
 
@@ -133,7 +138,7 @@ def render_policy(res: dict) -> str:
     k, n = res["keyfix"], res.get("iam_simulate", {})
     c = res["corpus"]
     skipped = n.get("skipped")
-    lines = [f"1. Policy evaluation: {c['cases']} KMS cases ({c['distinct_policy_documents']} distinct policy documents, "
+    lines = [f"P4. Policy evaluation: {c['cases']} KMS cases ({c['distinct_policy_documents']} distinct policy documents, "
              f"{c['statements_per_case']} statements/case), the same JSONL for both engines; "
              f"{k['rounds']} rounds x (1 cold + {k['passes']} warm passes), medians"]
     engine = "iam-simulate" if skipped else f"iam-simulate {n['version']} (node {n['node']})"
@@ -192,7 +197,7 @@ def bench_coldstart(args, log) -> dict:
 
 
 def render_coldstart(res: dict) -> str:
-    lines = [f"2. Lambda cold-start proxy: fresh `python` processes, Lambda environment emulated, median of "
+    lines = [f"P1/P5. Lambda cold-start proxy (P1 cold start, P1b CPU, P5 memory): fresh `python` processes, Lambda environment emulated, median of "
              f"{res['reps']} interleaved runs (peak RSS: {res['peak_rss_source']})"]
     rows = [("process", "wall ms", "(min-max)", "cpu ms", "import ms", "invoke ms", "peak MB",
              "wall x boto3", "cpu x", "RSS x")]
@@ -234,7 +239,7 @@ def bench_calls(args, log) -> dict:
 
 
 def render_calls(res: dict) -> str:
-    lines = ["3. P2 AWS calls per seed scenario (keyfix.resolve on moto; whole invocation = propose mode with "
+    lines = ["P2. AWS calls per seed scenario (keyfix.resolve on moto; whole invocation = propose mode with "
              "table + topic)"]
     rows = [("scenario", "resolve calls", "minimum", "ratio", "beyond minimum", "apply adds", "apply beyond minimum",
              "whole invocation")]
@@ -250,6 +255,25 @@ def render_calls(res: dict) -> str:
         if r["minimum_not_made"]:
             lines.append(f"      minimum not made: {', '.join(r['minimum_not_made'])}")
     return "\n".join(lines)
+
+
+# ---- P1b: irrelevant events --------------------------------------------------------------------
+
+
+def bench_irrelevant(args, log) -> dict:
+    log("irrelevant: an ordinary EC2 stop through lambda_handler on moto, every API call counted")
+    return json.loads(subprocess.run([PY, str(BENCH / "irrelevant.py")], check=True, capture_output=True, text=True,
+                                     cwd=ROOT).stdout)
+
+
+def render_irrelevant(res: dict) -> str:
+    return "\n".join([
+        "P1b. Irrelevant event: an ordinary EC2 stop (StateReason Client.UserInitiatedShutdown), lambda_handler with "
+        "table + topic, every botocore API call counted",
+        f"   calls: {res['count']} ({', '.join(res['calls']) or 'none'}); minimum {len(res['minimum'])} "
+        f"({', '.join(res['minimum'])}); causes {res['causes']}; table items written {res['table_items_written']}",
+        "   CPU time of the first invocation: row '1st invocation: ordinary EC2 stop' of the cold-start table",
+    ])
 
 
 # ---- checks, output ---------------------------------------------------------------------------
@@ -286,6 +310,13 @@ def checks(results: dict) -> list[dict]:
             ratio("1st invocation: not-kms ASG [tracing on]", cpu))
         add("coldstart.import_handler_peak_rss_vs_import_boto3",
             ratio("import keyfix.handler [tracing on]", "rss_ratio_vs_import_boto3"))
+        add("coldstart.first_invocation_ordinary_stop_tracing_on_vs_import_boto3",
+            ratio("1st invocation: ordinary EC2 stop [tracing on]", cpu))
+        invocations = [r["peak_rss_kb"] for r in cs["rows"] if r["name"].startswith("1st invocation")]
+        add("memory.peak_rss_one_invocation_mb", max(invocations) / 1024 if invocations else None)
+    irrelevant = results.get("irrelevant")
+    if irrelevant is not None:
+        add("irrelevant.ordinary_stop_aws_calls", irrelevant["count"])
     calls = results.get("calls")
     if calls is not None:
         add("calls.max_beyond_minimum", max(len(r["beyond_minimum"]) + len(r["minimum_not_made"])
@@ -343,8 +374,8 @@ def _meta() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", action="append", choices=["policy", "coldstart", "calls"],
-                    help="run only this benchmark (repeatable); default: all three")
+    ap.add_argument("--only", action="append", choices=["policy", "coldstart", "calls", "irrelevant"],
+                    help="run only this benchmark (repeatable); default: all")
     ap.add_argument("--check", action="store_true", help="exit 1 when a ratio target is missed, 2 when unmeasured")
     ap.add_argument("--quick", action="store_true", help="smaller and fewer: 1000 cases, 1 round, 3 cold-start runs")
     ap.add_argument("--cases", type=int, default=4000, help="policy corpus size (default 4000)")
@@ -358,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.quick:
         args.cases, args.passes, args.rounds, args.reps, args.importtime_reps = 1000, 2, 1, 3, 3
-    only = args.only or ["policy", "coldstart", "calls"]
+    only = args.only or ["policy", "coldstart", "calls", "irrelevant"]
 
     OUT.mkdir(parents=True, exist_ok=True)
     ignore = OUT / ".gitignore"
@@ -372,7 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     renders = []
     for name, fn, render in (("policy", bench_policy, render_policy), ("coldstart", bench_coldstart, render_coldstart),
-                             ("calls", bench_calls, render_calls)):
+                             ("calls", bench_calls, render_calls),
+                             ("irrelevant", bench_irrelevant, render_irrelevant)):
         if name in only:
             results[name] = fn(args, log)
             renders.append(render(results[name]))

@@ -94,6 +94,10 @@ class MotoServer:
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
         self.topic_arn = session.client("sns", endpoint_url=self.url).create_topic(Name="keyfix")["TopicArn"]
+        # P1b: an instance its user stopped, for the ordinary-stop event (bench/irrelevant.py).
+        from irrelevant import stopped_instance
+
+        STOPPED["instance"] = stopped_instance(session, self.url)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -192,6 +196,10 @@ def run_child(argv: list[str], env: dict[str, str], result_file: Path | None = N
     return out
 
 
+STOPPED: dict[str, str] = {}  # the stopped instance on the running MotoServer
+EVENT_INSTANCE = "i-0c3d4e5f6a7b8c9d0"  # the instance of events/ec2-instance-stopped.json
+
+
 class Workload:
     def __init__(self, name: str, code: str | None = None, event: str | None = None) -> None:
         self.name, self.code, self.event = name, code, event
@@ -203,6 +211,8 @@ class Workload:
         # A new incident each run: the idempotency table would otherwise answer "already handled".
         tag = uuid.uuid4().hex[:12]
         event = event.replace("web-asg", f"web-asg-{tag}")
+        if "instance" in STOPPED:
+            event = event.replace(EVENT_INSTANCE, STOPPED["instance"])
         doc = json.loads(event)
         doc["id"] = str(uuid.uuid4())
         path = tmp / f"event-{tag}.json"
@@ -346,6 +356,7 @@ WORKLOADS = [
     Workload("import keyfix.handler", code=IMPORT_HANDLER),
     Workload("1st invocation: unrecognised", event="unrecognised.json"),
     Workload("1st invocation: not-kms ASG", event="asg-launch-unsuccessful-not-kms.json"),
+    Workload("1st invocation: ordinary EC2 stop", event="ec2-instance-stopped.json"),  # P1b
 ]
 
 

@@ -68,6 +68,13 @@ def process_event(raw: Any, settings: Settings, gw=None, observer=None, *, store
         from keyfix.followup.recovery import handle_launch_successful
 
         return handle_launch_successful(incident, report, settings, gw)
+    if incident.trigger == Trigger.EC2_LAUNCH_FAILURE:
+        from keyfix.irrelevant import ordinary_stop
+
+        finding = ordinary_stop(incident, gw)  # one DescribeInstances decides most stops (issue #14)
+        if finding is not None:
+            report.findings = [finding]
+            return report
     if store is None:
         from keyfix.store import store_from_settings
 
