@@ -301,12 +301,9 @@ class AwsGateway:
         context["keyfix_subsegment"] = manager
 
     def _end_subsegment(self, context: Any = None, exception: Any = None, **_: Any) -> None:
-        manager = context.pop("keyfix_subsegment", None) if context is not None else None
-        if manager is not None:
-            if exception is not None:
-                manager.__exit__(type(exception), exception, exception.__traceback__)
-            else:
-                manager.__exit__(None, None, None)
+        from keyfix.resolve.clients import _end_subsegment  # one closer for pooled and own clients
+
+        _end_subsegment(context=context, exception=exception)
 
     # -- calls -------------------------------------------------------------------
 
