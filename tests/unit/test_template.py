@@ -360,6 +360,9 @@ def test_matcher_sanity():
     assert event_matches({"$or": [{"a": ["1"]}, {"b": ["2"]}]}, {"b": "2"})
 
 
+# The function's EventBridgeRule events (SAM makes each the rule KeyfixFunction<name>, see
+# tests/unit/test_template_events.py); the names are keyfix.events.patterns' rule names.
+FUNCTION = "KeyfixFunction"
 RULES = {
     "AsgLaunchFailureRule",
     "AsgLaunchTerminatedRule",
@@ -371,34 +374,30 @@ RULES = {
 }
 
 
+def rule_events(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The function's EventBridgeRule events: name -> Properties."""
+    events = resources[FUNCTION]["Properties"].get("Events") or {}
+    return {name: ev["Properties"] for name, ev in events.items() if ev.get("Type") == "EventBridgeRule"}
+
+
 def all_event_patterns(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every event pattern in the template: plain rules by logical id, SAM events of any
+    function by event name (the names must not clash)."""
     patterns = {
         name: r["Properties"]["EventPattern"]
         for name, r in of_type(resources, "AWS::Events::Rule").items()
     }
-    for name, fn in of_type(resources, "AWS::Serverless::Function").items():
+    for fn in of_type(resources, "AWS::Serverless::Function").values():
         for ev_name, ev in (fn["Properties"].get("Events") or {}).items():
             if ev.get("Type") in ("EventBridgeRule", "CloudWatchEvent"):
-                patterns[f"{name}.{ev_name}"] = ev["Properties"]["Pattern"]
+                assert ev_name not in patterns, f"two patterns named {ev_name}"
+                patterns[ev_name] = ev["Properties"]["Pattern"]
     return patterns
 
 
-def test_named_rules_exist_and_invoke_the_function(resources):
-    rules = of_type(resources, "AWS::Events::Rule")
-    assert RULES <= set(rules)
-    permissions = of_type(resources, "AWS::Lambda::Permission")
-    for name in RULES:
-        targets = rules[name]["Properties"]["Targets"]
-        assert [t["Arn"] for t in targets] == [{"Fn::GetAtt": ["KeyfixFunction", "Arn"]}]
-        assert rules[name]["Properties"]["State"] != "DISABLED"
-        allowing = [
-            p for p in permissions.values()
-            if p["Properties"]["SourceArn"] == {"Fn::GetAtt": [name, "Arn"]}
-        ]
-        assert len(allowing) == 1, f"{name} has no (or several) Lambda::Permission"
-        props = allowing[0]["Properties"]
-        assert props["Principal"] == "events.amazonaws.com"
-        assert props["Action"] == "lambda:InvokeFunction"
+def test_the_rules_are_the_functions_sam_events_and_nothing_is_hand_written(resources):
+    assert set(rule_events(resources)) == RULES
+    assert of_type(resources, "AWS::Events::Rule", "AWS::Lambda::Permission") == {}
 
 
 def test_every_pattern_only_matches_aws_sources(resources):
@@ -412,14 +411,15 @@ def test_every_pattern_only_matches_aws_sources(resources):
 
 
 def test_cloudtrail_rule_receives_read_only_management_events(resources):
-    rules = of_type(resources, "AWS::Events::Rule")
+    events = rule_events(resources)
     cloudtrail = {
-        name for name, r in rules.items()
-        if "AWS API Call via CloudTrail" in r["Properties"]["EventPattern"].get("detail-type", [])
+        name for name, props in events.items()
+        if "AWS API Call via CloudTrail" in props["Pattern"].get("detail-type", [])
     }
     # KeyChangeRule matches write calls only, which state ENABLED receives (keyfix.predict.keychange).
     assert cloudtrail == {"KmsAccessDeniedRule", "KeyChangeRule"}
-    assert rules["KmsAccessDeniedRule"]["Properties"]["State"] == "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
+    assert events["KmsAccessDeniedRule"]["State"] == "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
+    assert events["KeyChangeRule"]["State"] == "ENABLED"
 
 
 def _asg(detail_type: str, **detail: str) -> dict[str, Any]:
@@ -523,7 +523,7 @@ def test_keyfix_does_not_trigger_itself(resources):
     # again: the pattern excludes sessions of a role under the role's IAM path.
     path = resources["KeyfixRole"]["Properties"]["Path"]
     own_role = f"arn:aws:iam::{ACCOUNT}:role{path}keyfix-KeyfixRole-ABCDEF"
-    pattern = resources["KmsAccessDeniedRule"]["Properties"]["EventPattern"]
+    pattern = rule_events(resources)["KmsAccessDeniedRule"]["Pattern"]
     assert not event_matches(pattern, _kms_denied(_assumed(own_role)))
     assert event_matches(pattern, _kms_denied(_assumed(f"arn:aws:iam::{ACCOUNT}:role/other/app")))
 

@@ -7,7 +7,7 @@ import pytest
 from keyfix.events.followup import MAX_ATTEMPTS
 from keyfix.events.patterns import PATTERNS
 from keyfix.followup.schedule import DELAYS_SECONDS, QUEUE_ENV
-from tests.unit.test_template import actions_of, as_list, effective_allows, load_template, of_type
+from tests.unit.test_template import actions_of, as_list, effective_allows, load_template, of_type, rule_events
 
 QUEUE_ARN = {"Fn::GetAtt": ["FollowUpQueue", "Arn"]}
 
@@ -77,10 +77,12 @@ def test_function_is_told_its_follow_up_queue(resources):
 
 
 def test_recovery_rule_matches_launch_successful_only(resources):
-    rule = resources["AsgLaunchSuccessfulRule"]["Properties"]
-    assert rule["EventPattern"] == PATTERNS["AsgLaunchSuccessfulRule"] == {
+    rule = rule_events(resources)["AsgLaunchSuccessfulRule"]
+    assert rule["Pattern"] == PATTERNS["AsgLaunchSuccessfulRule"] == {
         "source": ["aws.autoscaling"], "detail-type": ["EC2 Instance Launch Successful"]}
-    assert rule["Targets"][0]["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}
-    # EventBridge may put its undeliverable events into the dead-letter queue.
+    assert rule["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}
+    # EventBridge may put its undeliverable events into the dead-letter queue (SAM names the
+    # rule KeyfixFunction<event name>).
     dlq_policy = resources["DeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
-    assert {"Fn::GetAtt": ["AsgLaunchSuccessfulRule", "Arn"]} in dlq_policy["Condition"]["ArnEquals"]["aws:SourceArn"]
+    assert {"Fn::GetAtt": ["KeyfixFunctionAsgLaunchSuccessfulRule", "Arn"]} in \
+        dlq_policy["Condition"]["ArnEquals"]["aws:SourceArn"]
