@@ -7,6 +7,7 @@ that exists."""
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from typing import Any
@@ -110,6 +111,14 @@ def test_the_failed_invocations_alarm_watches_every_rule(expanded, rules):
     # every metric counts (METRICS() is all of them), a rule without data counts 0
     assert returned["Expression"] == "SUM(FILL(METRICS(), 0))"
     assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}] == alarm["OKActions"]
+
+
+def test_the_dashboard_graphs_every_rules_failed_invocations(expanded, rules):
+    body, variables = expanded["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    widgets = json.loads(re.sub(r"\$\{([^}]+)\}", r"\1", body))["widgets"]
+    graphed = [line[3] for w in widgets for line in w["properties"].get("metrics", [])
+               if line[:3] == ["AWS/Events", "FailedInvocations", "RuleName"]]
+    assert sorted(variables[name]["Ref"] for name in graphed) == sorted(rules)
 
 
 def _references(node: Any) -> set[str]:

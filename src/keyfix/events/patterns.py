@@ -34,7 +34,8 @@ __all__ = [
 
 # -- the rules ------------------------------------------------------------------------
 #
-# Rule names are the template's logical ids. Order matters only for `classify`, which
+# Rule names are the names of KeyfixFunction's EventBridgeRule events in template.yaml (SAM
+# deploys each as the rule KeyfixFunction<name>). Order matters only for `classify`, which
 # returns the first match; the patterns are disjoint (source/detail-type pairs differ).
 
 PATTERNS: dict[str, dict[str, Any]] = {
