@@ -1,8 +1,9 @@
 """Every cache the model keeps, emptied in one call.
 
-The model caches parsed policies (policy.py), interned patterns and their matchers
+The model caches parsed policies (policy.py), Principal elements and Condition blocks
+(statement.py), interned patterns and their matchers
 (patterns.py), interned Action/Resource lists with their per-value answers (statement.py)
-and parsed callers (principals.py). None of them changes a decision; emptying them gives
+parsed callers (principals.py) and the context keys a caller implies (request.py). None of them changes a decision; emptying them gives
 the state of a process meeting its policies for the first time (bench/policy_worker.py's
 "cold" pass, and tests that want that state).
 """
@@ -13,9 +14,10 @@ import re
 
 
 def clear() -> None:
-    from keyfix.policy import patterns, policy, principals, statement
+    from keyfix.policy import patterns, policy, principals, request, statement
 
     policy._cache.clear()
+    statement.clear_element_caches()
     for cached in (
         patterns._compile,
         patterns._matcher,
@@ -23,6 +25,7 @@ def clear() -> None:
         statement._action_set,
         statement._resource_set,
         principals.parse_caller,
+        request._derived,
     ):
         cached.cache_clear()
     re.purge()

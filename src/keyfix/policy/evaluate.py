@@ -60,7 +60,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from typing import NamedTuple
 
 from keyfix.policy.decision import (
     ALLOWED,
@@ -86,21 +87,27 @@ from keyfix.policy.request import Request, ResolvedRequest, resolve_request
 from keyfix.policy.unknowns import READING_GRANT_LIMITS, READING_WILDCARD_BOUNDARY, READINGS
 
 
-@dataclass(frozen=True)
-class Requirement:
+class Requirement(NamedTuple):
+    # A named tuple, not a frozen dataclass: several are built per decision, and a frozen
+    # dataclass's __init__ (object.__setattr__ per field) was a visible part of a warm one.
     layer: str  # one of decision.LAYERS
     refs: tuple[DecisiveRef, ...]  # the statements/grants that allow, if any
     ok: bool
 
 
-@dataclass(frozen=True)
 class Path:
-    name: str  # direct | role | federating-user | account | cross-account | service | identity | grant | grant-account
-    requirements: tuple[Requirement, ...]
+    """An allow path and the requirements on it; `failing` (the layers that do not allow) is
+    computed once, as choosing the nearest path reads it for every path."""
 
-    @property
-    def failing(self) -> tuple[str, ...]:
-        return tuple(r.layer for r in self.requirements if not r.ok)
+    __slots__ = ("failing", "name", "requirements")
+
+    def __init__(self, name: str, requirements: tuple[Requirement, ...]) -> None:
+        self.name = name  # direct | role | federating-user | account | cross-account | service | identity | grant | grant-account
+        self.requirements = requirements
+        self.failing = tuple(r.layer for r in requirements if not r.ok)
+
+    def __repr__(self) -> str:
+        return f"Path({self.name!r}, {self.requirements!r})"
 
     @property
     def refs(self) -> list[DecisiveRef]:

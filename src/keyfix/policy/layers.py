@@ -73,12 +73,15 @@ def statement_hits(
     """`has_boundary`: the caller has a permissions boundary (see Statement.principal_match);
     `boundary_unknown`: whether it has one is unknown. `shapes` collects the project
     readings met (unknowns.py), so that evaluate.py reruns with them open."""
+    statements = policy.statements_for(rr.action_name)  # Action/NotAction, indexed
+    if not statements:
+        return []  # most policies say nothing about a given action
     hits = []
     resource = rr.request.resource
     context = rr.context
     caller = rr.caller
     slow = unknowns.any_keys or unknowns.readings or boundary_unknown
-    for statement in policy.statements_for(rr.action_name):  # Action/NotAction, indexed
+    for statement in statements:
         if not slow:
             # The hot path: nothing unknown, two-valued as AWS evaluates.
             if not statement.resource_matches(resource, context):
@@ -135,7 +138,7 @@ def _condition_atoms(statement: Statement, context, unknowns: Unknowns) -> list[
 
 
 def _ref(policy: Policy, statement: Statement) -> DecisiveRef:
-    return DecisiveRef(policy.name, statement.sid, statement.index)
+    return policy.ref(statement)
 
 
 def _unknown_layer(name: str) -> list[Hit]:

@@ -13,13 +13,15 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from keyfix.policy.content import content_key
+from keyfix.policy.decision import DecisiveRef
 from keyfix.policy.errors import PolicyError
 from keyfix.policy.statement import Statement, parse_statement
 
 VERSIONS = ("2012-10-17", "2008-10-17")
 _TOP_LEVEL = frozenset({"Version", "Id", "Statement"})
 _CACHE_SIZE = 16384
-_cache: OrderedDict[str, Policy] = OrderedDict()  # by the document's JSON text
+_cache: OrderedDict[bytes, Policy] = OrderedDict()  # by the document's content (content.content_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,12 +36,14 @@ class Policy:
     _by_action: dict[str, tuple[Statement, ...]] = field(default_factory=dict, compare=False, repr=False)
     _kinds_ok: set[str] = field(default_factory=set, compare=False, repr=False)
     _named: dict[str, Policy] = field(default_factory=dict, compare=False, repr=False)
+    # This name's DecisiveRef per statement index (a ref names the policy: not shared).
+    _refs: dict[int, DecisiveRef] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def parse(cls, doc: dict[str, Any] | str, name: str) -> Policy:
         """Validate and compile a policy; raise PolicyError naming the place.
 
-        Parsed policies are cached by their JSON text (LRU, _CACHE_SIZE documents), so the
+        Parsed policies are cached by their content (LRU, _CACHE_SIZE documents), so the
         same document met again (thousands of simulations, or under another name) is
         validated and compiled once.
         """
@@ -50,18 +54,17 @@ class Policy:
                 raise PolicyError(name, f"not valid JSON: {err}") from None
         if not isinstance(doc, dict):
             raise PolicyError(name, "a policy must be a JSON object")
-        try:
-            text = json.dumps(doc)  # key order counts: a reordered copy is parsed again
-        except (TypeError, ValueError):
-            return cls._parse(doc, name)  # not JSON-serialisable: let the parser say where
-        base = _cache.get(text)
+        key = content_key(doc)
+        if key is None:
+            return cls._parse(doc, name)  # not plain JSON data: parsed every time, the parser says where
+        base = _cache.get(key)
         if base is None:
             base = cls._parse(doc, name)  # a failed parse is not cached: its error names this place
-            _cache[text] = base
+            _cache[key] = base
             if len(_cache) > _CACHE_SIZE:
                 _cache.popitem(last=False)
         else:
-            _cache.move_to_end(text)
+            _cache.move_to_end(key)
         return base.named(name)
 
     def named(self, name: str) -> Policy:
@@ -71,12 +74,19 @@ class Policy:
             return self
         copy = self._named.get(name)
         if copy is None:
-            copy = replace(self, name=name)
+            copy = replace(self, name=name, _refs={})
             object.__setattr__(copy, "_by_action", self._by_action)
             object.__setattr__(copy, "_kinds_ok", self._kinds_ok)
             object.__setattr__(copy, "_named", self._named)
             self._named[name] = copy
         return copy
+
+    def ref(self, statement: Statement) -> DecisiveRef:
+        """How a decision refers to one of this policy's statements, built once."""
+        found = self._refs.get(statement.index)
+        if found is None:
+            found = self._refs[statement.index] = DecisiveRef(self.name, statement.sid, statement.index)
+        return found
 
     def statements_for(self, action: str) -> tuple[Statement, ...]:
         """The statements whose Action (or NotAction) covers `action`, in order. Actions take
@@ -146,6 +156,8 @@ class Policy:
 
 
 _NO_CONTEXT: dict[str, tuple[str, ...]] = {}  # actions take no policy variables
+
+
 
 
 def stale_principals(policy: Policy) -> list[str]:

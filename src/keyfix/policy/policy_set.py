@@ -37,20 +37,27 @@ class PolicySet:
 
     def __post_init__(self) -> None:
         # Accept lists, store tuples; give grants their refs; check what each policy
-        # type may say about principals (Policy.check_kind raises PolicyError).
+        # type may say about principals (Policy.check_kind raises PolicyError). Built once
+        # per decision: what is already in its stored form is not copied again.
         set_ = object.__setattr__
-        set_(self, "identity_policies", tuple(self.identity_policies))
-        set_(self, "permission_boundaries", tuple(self.permission_boundaries))
+        if type(self.identity_policies) is not tuple:
+            set_(self, "identity_policies", tuple(self.identity_policies))
+        if type(self.permission_boundaries) is not tuple:
+            set_(self, "permission_boundaries", tuple(self.permission_boundaries))
         if self.scps is not None:
             set_(self, "scps", tuple(tuple(level) for level in self.scps))
         if self.rcps is not None:
             set_(self, "rcps", tuple(tuple(level) for level in self.rcps))
-        set_(
-            self,
-            "grants",
-            tuple(g if g.ref else replace(g, ref=f"grants[{i}]") for i, g in enumerate(self.grants)),
-        )
-        set_(self, "unknown_layers", frozenset(self.unknown_layers))
+        if self.grants:
+            set_(
+                self,
+                "grants",
+                tuple(g if g.ref else replace(g, ref=f"grants[{i}]") for i, g in enumerate(self.grants)),
+            )
+        elif type(self.grants) is not tuple:
+            set_(self, "grants", ())
+        if type(self.unknown_layers) is not frozenset:
+            set_(self, "unknown_layers", frozenset(self.unknown_layers))
         for layer in self.unknown_layers:
             if layer not in UNKNOWN_LAYERS:
                 raise PolicyError("unknown_policies", f"{layer!r} is not one of {', '.join(UNKNOWN_LAYERS)}")

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from dataclasses import dataclass, field
 
 from keyfix.policy.errors import PolicyError
@@ -136,14 +137,20 @@ def _context(
     # The encryption context keys keep their case: StringEquals on
     # kms:EncryptionContextKeys is case-sensitive (conditions-kms.html).
     ec_keys = tuple(k[len(_EC_PREFIX) :] for k in given if k.lower().startswith(_EC_PREFIX))
-    for derived_key, derived in _derived(caller, ec_keys, action).items():
-        if unknowns.any_keys and unknowns.key_unknown(derived_key):
-            continue  # declared unknown: not derived either
-        context.setdefault(derived_key, derived)
+    derived = _derived(caller, ec_keys, action.caller_account)
+    if unknowns.any_keys:
+        derived = {k: v for k, v in derived.items() if not unknowns.key_unknown(k)}  # declared unknown: not derived
+    if not context:
+        return dict(derived)
+    for derived_key, values in derived.items():
+        context.setdefault(derived_key, values)
     return context
 
 
-def _derived(caller: Caller, ec_keys: tuple[str, ...], action: KmsAction) -> dict[str, tuple[str, ...]]:
+@lru_cache(maxsize=4096)
+def _derived(caller: Caller, ec_keys: tuple[str, ...], caller_account: bool) -> dict[str, tuple[str, ...]]:
+    """The keys the request implies; computed once per caller, shape and encryption context
+    keys (the callers' dict is copied or merged, never changed)."""
     derived: dict[str, tuple[str, ...]] = {}
     if caller.is_service:
         derived["aws:principalisawsservice"] = ("true",)
@@ -152,7 +159,7 @@ def _derived(caller: Caller, ec_keys: tuple[str, ...], action: KmsAction) -> dic
         derived["aws:principalisawsservice"] = ("false",)
         derived["aws:principalarn"] = (caller.principal_arn or caller.arn,)
         derived["aws:principalaccount"] = (caller.account or "",)
-        if action.caller_account:
+        if caller_account:
             # https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-caller-account
             derived["kms:calleraccount"] = (caller.account or "",)
         derived["aws:principaltype"] = (_PRINCIPAL_TYPE[caller.kind],)

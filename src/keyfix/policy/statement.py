@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from keyfix.policy.conditions import Condition, parse_condition_block, variable_names
+from keyfix.policy.content import content_key
 from keyfix.policy.errors import PolicyError
 from keyfix.policy.patterns import Context, Pattern, PatternSet, VariableError
 from keyfix.policy.principals import (
@@ -35,6 +36,7 @@ _ELEMENTS = frozenset(
 )
 _PRINCIPAL_TYPES = ("AWS", "Service", "Federated", "CanonicalUser")
 _EVERYONE = frozenset({WILDCARD})
+_STAR_PRINCIPAL = ((PrincipalEntry("*", "any"),), True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,25 +117,54 @@ def _strings(value: Any, place: str) -> list[str]:
     return items
 
 
+def _list_key(value: Any) -> tuple[Any, ...] | None:
+    """An Action/Resource value as a key of the validated lists (None: not a string or list)."""
+    if type(value) is str:
+        return (value,)
+    if type(value) is list:
+        return tuple(value)
+    return None
+
+
 def _parse_actions(value: Any, place: str) -> PatternSet:
+    key = _list_key(value)
+    try:
+        found = _action_sets.get(key)
+    except TypeError:  # an unhashable item: the checks below name it
+        found = None
+    if found is not None:
+        return found  # this very list was checked before
     texts = _strings(value, place)
     for text in texts:
         if text != "*":
             prefix, sep, name = text.partition(":")
             if not sep or not prefix or not name or "*" in prefix or "?" in prefix:
                 raise PolicyError(place, f"{text!r} is not an action (want service:Action or *)")
-    return _action_set(tuple(texts))
+    found = _action_set(tuple(texts))
+    _remember(_action_sets, tuple(texts), found)
+    return found
 
 
-def _parse_resources(value: Any, place: str, variables: bool) -> PatternSet:
+def _parse_resources(value: Any, place: str, variables: bool) -> tuple[PatternSet, tuple[str, ...]]:
+    """The Resource/NotResource patterns and the keys of the policy variables in them."""
+    key = _list_key(value)
+    try:
+        found = _resource_sets.get((key, variables))
+    except TypeError:
+        found = None
+    if found is not None:
+        return found
     texts = _strings(value, place)
     for text in texts:
         if text != "*" and not (text.startswith("arn:") and text.count(":") >= 5):
             raise PolicyError(place, f'{text!r} must be an ARN or "*"')
     try:
-        return _resource_set(tuple(texts), variables)
+        patterns = _resource_set(tuple(texts), variables)
     except VariableError as err:
         raise PolicyError(place, str(err)) from None
+    found = (patterns, variable_names(patterns.patterns))
+    _remember(_resource_sets, (tuple(texts), variables), found)
+    return found
 
 
 # Action and Resource lists are interned: policies repeat the same few lists, and a shared
@@ -151,9 +182,58 @@ def _resource_set(texts: tuple[str, ...], variables: bool) -> PatternSet:
     )
 
 
+# Principal elements and Condition blocks are remembered by their content (policy.content_key):
+# a corpus of 10,000 policies names about 70 distinct Principal elements and half its
+# Condition blocks recur, and parsing them was a third of compiling a new policy. Only
+# successful parses are kept (an error names its own place); bounded, emptied when full.
+_ELEMENT_CACHE_SIZE = 8192
+_principal_cache: dict[bytes, tuple[tuple[PrincipalEntry, ...], bool]] = {}
+_condition_cache: dict[tuple[bytes, bool], tuple[tuple[Condition, ...], bool]] = {}  # with bool_variable
+# Action and Resource values already checked, by the list itself (the element is a string
+# or a list of strings, so the value is its own key).
+_action_sets: dict[tuple[str, ...], PatternSet] = {}
+_resource_sets: dict[tuple[tuple[str, ...], bool], tuple[PatternSet, tuple[str, ...]]] = {}
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _ELEMENT_CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
+
+
+def _principal_element(value: Any, place: str) -> tuple[tuple[PrincipalEntry, ...], bool]:
+    if value == "*":
+        return _STAR_PRINCIPAL
+    key = content_key(value)
+    if key is None:
+        return _parse_principal(value, place)
+    found = _principal_cache.get(key)
+    if found is None:
+        found = _parse_principal(value, place)
+        _remember(_principal_cache, key, found)
+    return found
+
+
+def _condition_block(value: Any, place: str, variables: bool) -> tuple[tuple[Condition, ...], bool]:
+    """The conditions, and whether a Bool condition takes a policy variable (a project reading)."""
+    key = content_key(value)
+    found = None if key is None else _condition_cache.get((key, variables))
+    if found is None:
+        conditions = parse_condition_block(value, place, variables)
+        found = conditions, any(c.family.kind == "bool" and c.variables for c in conditions)
+        if key is not None:
+            _remember(_condition_cache, (key, variables), found)
+    return found
+
+
+def clear_element_caches() -> None:
+    for cache in (_principal_cache, _condition_cache, _action_sets, _resource_sets):
+        cache.clear()
+
+
 def _parse_principal(value: Any, place: str) -> tuple[tuple[PrincipalEntry, ...], bool]:
     if value == "*":
-        return (PrincipalEntry("*", "any"),), True
+        return _STAR_PRINCIPAL
     if not isinstance(value, dict) or not value:
         raise PolicyError(place, 'must be "*" or an object such as {"AWS": ...}')
     entries: list[PrincipalEntry] = []
@@ -184,17 +264,17 @@ def parse_statement(raw: Any, index: int, place: str, variables: bool) -> Statem
     if "Principal" in raw and "NotPrincipal" in raw:
         raise PolicyError(place, "a statement cannot have both Principal and NotPrincipal")
     if "Principal" in raw:
-        principals, star = _parse_principal(raw["Principal"], f"{place}.Principal")
+        principals, star = _principal_element(raw["Principal"], f"{place}.Principal")
     if "NotPrincipal" in raw:
-        not_principals, _ = _parse_principal(raw["NotPrincipal"], f"{place}.NotPrincipal")
+        not_principals, _ = _principal_element(raw["NotPrincipal"], f"{place}.NotPrincipal")
 
     action_key = _exactly_one(raw, "Action", "NotAction", place)
     resource_key = _exactly_one(raw, "Resource", "NotResource", place)
     conditions: tuple[Condition, ...] = ()
+    bool_variable = False
     if "Condition" in raw:
-        conditions = parse_condition_block(raw["Condition"], f"{place}.Condition", variables)
-    resources = _parse_resources(raw[resource_key], f"{place}.{resource_key}", variables)
-    resource_variables = variable_names(resources.patterns)
+        conditions, bool_variable = _condition_block(raw["Condition"], f"{place}.Condition", variables)
+    resources, resource_variables = _parse_resources(raw[resource_key], f"{place}.{resource_key}", variables)
     return Statement(
         index=index,
         sid=sid,
@@ -208,7 +288,7 @@ def parse_statement(raw: Any, index: int, place: str, variables: bool) -> Statem
         conditions=conditions,
         principal_is_star=star,
         resource_variables=resource_variables,
-        bool_variable=any(c.family.kind == "bool" and c.variables for c in conditions),
+        bool_variable=bool_variable,
     )
 
 
