@@ -121,22 +121,25 @@ def _context(
     if not isinstance(given, Mapping):
         raise PolicyError("request.context", "the context must be an object")
     context: dict[str, tuple[str, ...]] = {}
+    # The encryption context keys keep their case: StringEquals on
+    # kms:EncryptionContextKeys is case-sensitive (conditions-kms.html).
+    ec_found: list[str] = []
     for key, value in given.items():
-        place = f"request.context.{key}"
         if not isinstance(key, str) or ":" not in key:
-            raise PolicyError(place, "a context key is service:name")
+            raise PolicyError(f"request.context.{key}", "a context key is service:name")
         if isinstance(value, str):
             values: tuple[str, ...] = (value,)
         elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
             values = tuple(value)
         else:
-            raise PolicyError(place, "a context value is a string or a list of strings")
-        if unknowns.any_keys and unknowns.key_unknown(key.lower()):
-            raise PolicyError(place, "a key cannot be both given and listed in request.unknown_keys")
-        context[key.lower()] = values
-    # The encryption context keys keep their case: StringEquals on
-    # kms:EncryptionContextKeys is case-sensitive (conditions-kms.html).
-    ec_keys = tuple(k[len(_EC_PREFIX) :] for k in given if k.lower().startswith(_EC_PREFIX))
+            raise PolicyError(f"request.context.{key}", "a context value is a string or a list of strings")
+        lower = key.lower()
+        if unknowns.any_keys and unknowns.key_unknown(lower):
+            raise PolicyError(f"request.context.{key}", "a key cannot be both given and listed in request.unknown_keys")
+        context[lower] = values
+        if lower.startswith(_EC_PREFIX):
+            ec_found.append(key[len(_EC_PREFIX) :])
+    ec_keys = tuple(ec_found)
     derived = _derived(caller, ec_keys, action.caller_account)
     if unknowns.any_keys:
         derived = {k: v for k, v in derived.items() if not unknowns.key_unknown(k)}  # declared unknown: not derived

@@ -78,7 +78,11 @@ def _policy_or_none(doc: dict[str, Any], name: str) -> Policy | None:
 
 def _policies(doc: dict[str, Any], name: str) -> tuple[Policy, ...]:
     items = _array(doc.get(name, []), name)
-    return tuple(Policy.parse(_object(p, f"{name}[{i}]"), f"{name}[{i}]") for i, p in enumerate(items))
+    return tuple(_named_policy(p, f"{name}[{i}]") for i, p in enumerate(items))
+
+
+def _named_policy(value: Any, place: str) -> Policy:
+    return Policy.parse(_object(value, place), place)
 
 
 def _levels(doc: dict[str, Any], name: str) -> tuple[tuple[Policy, ...], ...] | None:
@@ -88,9 +92,7 @@ def _levels(doc: dict[str, Any], name: str) -> tuple[tuple[Policy, ...], ...] | 
     out = []
     for i, level in enumerate(levels):
         items = _array(level, f"{name}[{i}]")
-        out.append(
-            tuple(Policy.parse(_object(p, f"{name}[{i}][{j}]"), f"{name}[{i}][{j}]") for j, p in enumerate(items))
-        )
+        out.append(tuple(_named_policy(p, f"{name}[{i}][{j}]") for j, p in enumerate(items)))
     return tuple(out)
 
 
