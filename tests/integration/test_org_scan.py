@@ -304,3 +304,99 @@ def test_member_scans_only_make_calls_the_read_only_role_allows(org):
     assert made and made <= allowed, made - allowed
     assert all(a.split(":")[1].startswith(("Describe", "Get", "List")) for a in allowed)
     assert {one.account for one in result.scans} == {SECURITY, org.members["healthy"], org.members["broken"]}
+
+
+def test_every_page_of_accounts_is_listed(org):
+    """ListAccounts gives at most 20 a page; an organisation of 45 is listed in three pages,
+    and the accounts without the role (42 of them, created here without it) are each named."""
+    from keyfix.config import Settings
+    from keyfix.org.scan import scan_organization
+    from keyfix.resolve.gateway import AwsGateway
+
+    organizations = accounts.client("organizations", SECURITY, REGION)
+    extra = [organizations.create_account(AccountName=f"team-{i}", Email=f"team-{i}@example.com")
+             ["CreateAccountStatus"]["AccountId"] for i in range(41)]
+    gw = AwsGateway(region=REGION)
+
+    result = scan_organization(Settings.from_env(), gw=gw)
+
+    assert gw.calls.count(("organizations", "ListAccounts")) == 3
+    assert result.listed == 45
+    assert sorted(n.account for n in result.not_scanned) == sorted([*extra, org.members["no-role"]])
+    assert sorted(s.account for s in result.scans) == sorted([SECURITY, org.members["healthy"], org.members["broken"]])
+    assert result.exit_status() == 1
+
+
+def test_a_closed_account_is_skipped_and_named_inactive(org):
+    organizations = accounts.client("organizations", SECURITY, REGION)
+    gone = organizations.create_account(AccountName="gone", Email="gone@example.com")["CreateAccountStatus"]["AccountId"]
+    organizations.close_account(AccountId=gone)  # SUSPENDED (State and Status)
+
+    status, doc, _ = scan("--format", "json")
+
+    assert status == 1 and doc["accounts"]["listed"] == 5
+    assert doc["inactive"] == [{"account": gone, "state": "SUSPENDED"}]
+    assert gone not in {s["account"] for s in doc["scans"]} | {n["account"] for n in doc["not_scanned"]}
+    assert all(a["role"].split(":")[4] != gone for a in org.attempts)
+    status, doc, err = scan("--accounts", gone, "--format", "json")  # asked for by name: the user's mistake
+    assert (status, doc["unknown_accounts"], doc["scans"]) == (2, [gone], [])
+
+
+def test_outside_any_organisation_is_a_clear_exit_2(org):
+    become(org.env, "222233334444", "/keyfix/", "keyfix-scanner")  # an account in no organisation
+    org.attempts.clear()
+
+    status, out, err = scan("--format", "json")
+
+    assert (status, out, org.attempts) == (2, "", [])
+    assert "cannot list the organisation's accounts from here" in err and "AWSOrganizationsNotInUseException" in err
+
+
+def test_one_account_failing_inside_keyfix_is_named_and_the_others_still_scanned(org):
+    from keyfix.config import Settings
+    from keyfix.org.scan import scan_organization
+    from keyfix.predict.scan import scan as real_scan
+
+    def scan_one(settings, gw, **kwargs):
+        if gw.home_account() == org.members["healthy"]:
+            raise RuntimeError("boom")
+        return real_scan(settings, gw, **kwargs)
+
+    result = scan_organization(Settings.from_env(), scan_one=scan_one)
+
+    doc = result.document()
+    jsonschema.validate(doc, ORG_SCAN_SCHEMA)
+    assert [(n["account"], n["code"]) for n in doc["not_scanned"]] == sorted(
+        [(org.members["healthy"], "InternalError"), (org.members["no-role"], "AccessDenied")])
+    assert "RuntimeError: boom" in next(n["reason"] for n in doc["not_scanned"] if n["code"] == "InternalError")
+    assert sorted(s["account"] for s in doc["scans"]) == sorted([SECURITY, org.members["broken"]])
+    assert result.exit_status() == 1
+
+
+@pytest.mark.parametrize("code, expected", [
+    ("AccessDeniedException", 2),  # not the management account nor a delegated administrator: the user's to fix
+    ("TooManyRequestsException", 3),  # AWS kept throttling: the scan could not complete
+])
+def test_an_organisation_that_cannot_be_listed_scans_nothing(org, code, expected):
+    import boto3
+
+    from keyfix.config import Settings
+    from keyfix.org.scan import OrgScanUsageError, scan_organization
+    from keyfix.resolve.gateway import AwsGateway
+    from tests.support.faults import fail
+
+    session = boto3.session.Session(region_name=REGION)
+    refused = fail(session, "Organizations", "ListAccounts", code, "no")
+    gw = AwsGateway(session=session, region=REGION, max_attempts=1)
+
+    if expected == 2:
+        with pytest.raises(OrgScanUsageError, match="management account or a delegated administrator"):
+            scan_organization(Settings.from_env(), gw=gw)
+    else:
+        result = scan_organization(Settings.from_env(), gw=gw)
+        doc = result.document()
+        jsonschema.validate(doc, ORG_SCAN_SCHEMA)
+        assert (result.exit_status(), doc["scans"], doc["not_scanned"], doc["complete"]) == (3, [], [], False)
+        assert doc["unchecked"] == [f"the organisation's accounts could not be listed: organizations:ListAccounts "
+                                    f"failed: {code} (no)"]
+    assert refused == ["ListAccounts"] and org.attempts == []

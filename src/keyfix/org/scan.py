@@ -9,7 +9,7 @@ roles under `/keyfix/` of the security account, no external id), runs the very s
      "accounts": {"listed", "scanned", "not_scanned"},
      "scans": [keyfix.scan/1, one per account scanned],
      "not_scanned": [{"account", "name", "code", "reason"}],
-     "inactive": [{"account", "state"}], "unknown_accounts": [...], "complete": bool}
+     "inactive": [{"account", "state"}], "unknown_accounts": [...], "unchecked": [...], "complete": bool}
 
 Schema: src/keyfix/schemas/org-scan.schema.json. The account the scan runs in is scanned with
 the caller's own credentials: it needs no role to read itself (and StackSets never deploys to
@@ -23,7 +23,8 @@ its own allow-lists and audit journal, not to a role that is read-only by design
 Exit status: 2 bad input (an --accounts entry that is not 12 digits, or not an active account
 of the organisation; the organisation cannot be listed from here); 1 some account has a group
 or instance that fails or would fail (wins over 3, as in `keyfix scan`); 3 an account could
-not be scanned or its scan did not complete; 0 otherwise.
+not be scanned or its scan did not complete, or AWS would not list the accounts (throttling,
+transport: `unchecked`); 0 otherwise.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ DEFAULT_ROLE_PATH = "/keyfix/"  # org/member-additions.yaml, OrgScanRole's Path
 # Shown in the member's CloudTrail as the assumed role's session name.
 # RoleSessionName: [\w+=,.@-]{2,64}, https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html
 SESSION_NAME = "keyfix-org-scan"
+PAGE_SIZE = 20
 
 _ACCOUNT = re.compile(r"\d{12}", re.ASCII)
 # Role names and paths: https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html
@@ -92,6 +94,7 @@ class OrgScan:
     not_scanned: list[NotScanned] = field(default_factory=list)
     inactive: list[dict[str, str]] = field(default_factory=list)
     unknown_accounts: list[str] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)  # what stopped the whole scan (the listing)
 
     def document(self) -> dict[str, Any]:
         return {
@@ -105,7 +108,8 @@ class OrgScan:
             "not_scanned": [n.to_dict() for n in self.not_scanned],
             "inactive": list(self.inactive),
             "unknown_accounts": list(self.unknown_accounts),
-            "complete": not self.not_scanned and not self.unknown_accounts
+            "unchecked": list(self.unchecked),
+            "complete": not self.not_scanned and not self.unknown_accounts and not self.unchecked
             and all(s.doc.get("complete", True) for s in self.scans),
         }
 
@@ -115,7 +119,7 @@ class OrgScan:
         statuses = [s.status for s in self.scans]
         if EXIT_BROKEN in statuses:
             return EXIT_BROKEN
-        if self.not_scanned or any(s != EXIT_OK for s in statuses):
+        if self.not_scanned or self.unchecked or any(s != EXIT_OK for s in statuses):
             return EXIT_INCOMPLETE
         return EXIT_OK
 
@@ -143,9 +147,11 @@ def check_arguments(accounts: Iterable[str] | None, role_name: str, role_path: s
 
 
 def list_accounts(gw: AwsGateway) -> list[dict[str, Any]]:
-    """Every account of the organisation, all pages (botocore's paginator)."""
+    """Every account of the organisation, all pages (botocore's paginator follows NextToken,
+    which ListAccounts may return even with an empty page), 20 a page: its largest
+    (https://docs.aws.amazon.com/organizations/latest/APIReference/API_ListAccounts.html)."""
     try:
-        return gw.read_all("organizations", "ListAccounts", "Accounts")
+        return gw.read_all("organizations", "ListAccounts", "Accounts", PaginationConfig={"PageSize": PAGE_SIZE})
     except AwsError as err:
         if err.code in _NOT_FROM_HERE:
             raise OrgScanUsageError(
@@ -195,10 +201,18 @@ def scan_organization(settings: Any, *, accounts: list[str] | None = None, role_
         raise OrgScanUsageError("keyfix could not learn which account it runs in (sts:GetCallerIdentity failed)")
     try:
         organization = gw.read("organizations", "DescribeOrganization")["Organization"]["Id"]
-    except AwsError:
-        organization = ""  # ListAccounts below says why, if it is that
-    listed = list_accounts(gw)
-    result = OrgScan(organization, home, region, role_path, role_name, listed=len(listed))
+    except AwsError as err:
+        if err.code == "AWSOrganizationsNotInUseException":  # this account is in no organisation
+            raise OrgScanUsageError(f"cannot list the organisation's accounts from here ({err.reason()}): this "
+                                    "account is in no organisation") from err
+        organization = ""  # denied: ListAccounts below says whether the organisation can be listed
+    result = OrgScan(organization, home, region, role_path, role_name)
+    try:
+        listed = list_accounts(gw)
+    except AwsError as err:  # throttled past botocore's retries, unreachable, ...: incomplete, exit 3
+        result.unchecked.append(f"the organisation's accounts could not be listed: {err.reason()}")
+        return result
+    result.listed = len(listed)
     by_id = {a.get("Id"): a for a in listed}
     if accounts is not None:
         result.unknown_accounts = [a for a in accounts if a not in by_id or account_state(by_id[a]) != "ACTIVE"]
@@ -251,6 +265,8 @@ def text(doc: dict[str, Any]) -> str:
         parts.append(f"Not scanned: account {entry['account']} {entry['name']}: {entry['reason']}")
     for name in doc["unknown_accounts"]:
         parts.append(f"Unknown or inactive account: {name}")
+    for what in doc["unchecked"]:
+        parts.append(f"Not checked: {what}")
     counts = doc["accounts"]
     problems = sum(len(one["reports"]) for one in doc["scans"])
     parts.append(f"Organisation {doc['organization'] or '?'} from {doc['scanned_from']} {doc['region']}: "

@@ -88,6 +88,8 @@ def run_organization(args: argparse.Namespace) -> int:
               file=sys.stderr)
     for entry in result.not_scanned:
         print(f"keyfix scan: account {entry.account} not scanned: {entry.reason}", file=sys.stderr)
-    if status == EXIT_INCOMPLETE and not result.not_scanned:
+    for what in result.unchecked:
+        print(f"keyfix scan: {what}", file=sys.stderr)
+    if status == EXIT_INCOMPLETE and not result.not_scanned and not result.unchecked:
         print("keyfix scan: some account's scan could not complete (see each scan's unchecked)", file=sys.stderr)
     return status
