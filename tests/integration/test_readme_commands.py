@@ -95,6 +95,8 @@ WHERE_RUN: list[tuple[str, str, str]] = [
      "sam deploy; the steps before it: tests/unit/test_deploy_targets.py (DRY_RUN=1)"),
     (r"\.venv/bin/keyfix handle EVENT\.json --format json", "aws",
      "your account; locally: the demo --keep lines, tests/integration/test_moto_server.py"),
+    (r"(\.venv/bin/)?keyfix scan --organization( .*)?", "aws",
+     "an organisation's security account; on moto: tests/integration/test_org_scan.py"),
     (r"(\.venv/bin/)?keyfix scan( .*)?", "aws", "your account; on moto: tests/integration/test_scan.py"),
     (r"export KEYFIX_TABLE_NAME=\.\.\. KEYFIX_AUDIT_KEY_ARN=\.\.\.|\.venv/bin/keyfix history \[--key KEY_ARN\]|"
      r"\.venv/bin/keyfix rollback CHANGE_ID|keyfix history( --findings .*| --event EVENT_ID > e\.json && keyfix handle e\.json)?|"
