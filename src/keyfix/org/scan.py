@@ -51,7 +51,7 @@ PAGE_SIZE = 20
 _ACCOUNT = re.compile(r"\d{12}", re.ASCII)
 # Role names and paths: https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html
 _ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
-_ROLE_PATH = re.compile(r"/([\x21-\x7e]{0,510}/)?", re.ASCII)
+_ROLE_PATH = re.compile(r"/([\x21-\x7e]{1,510}/)?", re.ASCII)
 # Organizations errors that mean "not from here": only the management account or a delegated
 # administrator may call ListAccounts (https://docs.aws.amazon.com/organizations/latest/APIReference/API_ListAccounts.html),
 # and an account in no organisation gets AWSOrganizationsNotInUseException.
