@@ -156,7 +156,7 @@ def list_accounts(gw: AwsGateway) -> list[dict[str, Any]]:
         if err.code in _NOT_FROM_HERE:
             raise OrgScanUsageError(
                 f"cannot list the organisation's accounts from here ({err.reason()}): run it in the management "
-                "account or a delegated administrator, or give the accounts with --accounts") from err
+                "account or a delegated administrator") from err
         raise
 
 
