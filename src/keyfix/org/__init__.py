@@ -7,4 +7,5 @@
   bus (best effort: a member keeps working alone when neither exists).
 - `owner_side`: the key owner's keyfix deciding a proposal: verify the sender, check, write.
 - `routing`: which incoming events are keyfix's organisation events (the handler asks first).
+- `scan`: `keyfix scan --organization`, every member account through the StackSet's read-only role.
 """
