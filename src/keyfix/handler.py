@@ -73,7 +73,6 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from keyfix.switch import current_switch
 
     logger.append_keys(switch=current_switch().state)  # every line says whether on-call paused keyfix
-    from keyfix.idempotency import DEFAULT_WINDOW_SECONDS, make_idempotent
     from keyfix.resolve.clients import CONTAINER
     from keyfix.resolve.gateway import AwsGateway
 
@@ -83,7 +82,9 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     gw = AwsGateway(tracer=tracer, account=_own_account(context), pool=CONTAINER)
 
     def once(incident_key, act):
-        # Built on first use: an unrecognised event never reaches it.
+        # Built on first use: an unrecognised event or an ordinary stop never reaches it.
+        from keyfix.idempotency import DEFAULT_WINDOW_SECONDS, make_idempotent
+
         client = gw.client("dynamodb") if settings.table_name else None
         wrapped = _idempotent_for(settings.table_name, client, make_idempotent, DEFAULT_WINDOW_SECONDS)
         wrapped.register_lambda_context(context)

@@ -55,26 +55,27 @@ def process_event(raw: Any, settings: Settings, gw=None, observer=None, *, store
     settings = switch.apply(settings)
     report.mode = settings.mode
 
-    from keyfix.diagnose import diagnose
-    from keyfix.remedies.apply import WRITE_BUDGET_SECONDS, carry_out
-    from keyfix.remedies.settle import settle_now_and_then
-    from keyfix.resolve import resolve
-
     if gw is None:
         from keyfix.resolve.gateway import AwsGateway
 
         gw = AwsGateway(region=incident.region or None)
-    if incident.trigger == Trigger.RECOVERY:  # one table read unless keyfix repaired the group
-        from keyfix.followup.recovery import handle_launch_successful
-
-        return handle_launch_successful(incident, report, settings, gw)
-    if incident.trigger == Trigger.EC2_LAUNCH_FAILURE:
+    if incident.trigger == Trigger.EC2_LAUNCH_FAILURE:  # before the diagnosis is imported (issue #14, P1b)
         from keyfix.irrelevant import ordinary_stop
 
         finding = ordinary_stop(incident, gw)  # one DescribeInstances decides most stops (issue #14)
         if finding is not None:
             report.findings = [finding]
             return report
+
+    from keyfix.diagnose import diagnose
+    from keyfix.remedies.apply import WRITE_BUDGET_SECONDS, carry_out
+    from keyfix.remedies.settle import settle_now_and_then
+    from keyfix.resolve import resolve
+
+    if incident.trigger == Trigger.RECOVERY:  # one table read unless keyfix repaired the group
+        from keyfix.followup.recovery import handle_launch_successful
+
+        return handle_launch_successful(incident, report, settings, gw)
     if store is None:
         from keyfix.store import store_from_settings
 
