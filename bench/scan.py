@@ -1,0 +1,227 @@
+"""P6: `keyfix scan` at account scale on a moto server on 127.0.0.1 (issue #14).
+
+    python bench/scan.py [--groups 1000 --templates 200 --keys 50] [--check]   # one JSON object on stdout
+    python bench/scan.py --smoke                                              # 40 groups, 8 templates, 4 keys
+
+The account: KEYS keys (every 10th with a root-only key policy, so its groups would fail:
+seed A1), TEMPLATES launch templates (one version each; template t's root volume on key
+t mod KEYS, one shared unencrypted AMI) and GROUPS Auto Scaling groups (group g on template
+g mod TEMPLATES). keyfix scans it exactly as `keyfix scan` does (keyfix.predict.scan.scan,
+propose mode, no table) with the gateway's boto3 clients against the server.
+
+Measured:
+- every AWS API call, counted at botocore's BaseClient._make_api_call, and timed there;
+- the scan's wall time; the time inside the model (keyfix.policy: parsing policies and
+  evaluating requests, accumulated around Policy.parse, layers.collect and evaluate._decide);
+- the minimum (below), and the scan time against calls x the median call time of this run.
+
+The minimum, for G groups, T launch template versions, I images, K keys, one service-linked role:
+  1 sts:GetCallerIdentity (the account the scan runs in)
++ ceil(G / 100) autoscaling:DescribeAutoScalingGroups (MaxRecords is at most 100:
+  https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_DescribeAutoScalingGroups.html)
++ T ec2:DescribeLaunchTemplateVersions (one template per call: LaunchTemplateId is a single value,
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeLaunchTemplateVersions.html)
++ I ec2:DescribeImages (here 1)
++ 3 K kms:DescribeKey, kms:GetKeyPolicy, kms:ListGrants (per key; none takes several keys:
+  https://docs.aws.amazon.com/kms/latest/APIReference/API_DescribeKey.html)
++ 1 iam:GetRole (the service-linked role)
++ 1 ec2:DescribeInstances page (the stopped instances, filtered on instance-state-name; up to
+  1000 a page: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstances.html)
++ 1 autoscaling:DescribeScalingActivities page (the account's recent activities, 100 a page:
+  https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_DescribeScalingActivities.html; here none).
+Every template names its key, so the account's EBS default key is never needed (with one that
+does not, add ec2:GetEbsEncryptionByDefault and ec2:GetEbsDefaultKmsKeyId, read once).
+The extra reads keyfix's scan makes beyond this are listed by operation in the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+REGION = "us-east-1"
+TARGETS = {"calls_beyond_minimum": ("<=", 0), "scan_time_vs_calls_x_median_call": ("<=", 1.5),
+           "model_share_of_scan": ("<=", 0.10)}
+
+
+@contextlib.contextmanager
+def timed_api_calls():
+    import botocore.client
+
+    calls: list[tuple[str, float]] = []
+    original = botocore.client.BaseClient._make_api_call
+
+    def timing(self, operation_name, api_params):
+        start = time.perf_counter()
+        try:
+            return original(self, operation_name, api_params)
+        finally:
+            calls.append((f"{self.meta.service_model.service_name}:{operation_name}", time.perf_counter() - start))
+
+    botocore.client.BaseClient._make_api_call = timing
+    try:
+        yield calls
+    finally:
+        botocore.client.BaseClient._make_api_call = original
+
+
+@contextlib.contextmanager
+def model_clock():
+    """Seconds spent in keyfix.policy (parse + evaluate), by patching what it calls at run time."""
+    import importlib
+
+    # By module path: `keyfix.policy.evaluate` is also the name of a function the package exports.
+    evaluate, policy = (importlib.import_module(f"keyfix.policy.{m}") for m in ("evaluate", "policy"))
+    spent = [0.0]
+    depth = [0]
+
+    def wrap(fn):
+        def timed(*args, **kwargs):
+            if depth[0]:
+                return fn(*args, **kwargs)
+            depth[0] += 1
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[0] += time.perf_counter() - start
+                depth[0] -= 1
+        return timed
+
+    saved = (evaluate.collect, evaluate._decide, policy.Policy.__dict__["parse"])
+    evaluate.collect, evaluate._decide = wrap(evaluate.collect), wrap(evaluate._decide)
+    policy.Policy.parse = classmethod(wrap(saved[2].__func__))
+    try:
+        yield spent
+    finally:
+        evaluate.collect, evaluate._decide = saved[0], saved[1]
+        policy.Policy.parse = saved[2]
+
+
+def build(env, groups: int, templates: int, keys: int) -> dict:
+    from keyfix.sim.scenarios.common import ASG_ACCOUNT, AZ, plain_image
+    from keyfix.sim.scenarios.fleet import make_key
+
+    account = ASG_ACCOUNT
+    image = plain_image(env, account)
+    key_arns = [make_key(env, account, healthy=(k % 10 != 0), description=f"bench key {k}") for k in range(keys)]
+    ec2, asg = env.client("ec2", account), env.client("autoscaling", account)
+    template_ids = []
+    for t in range(templates):
+        template_ids.append(ec2.create_launch_template(
+            LaunchTemplateName=f"bench-lt-{t:04d}",
+            LaunchTemplateData={"ImageId": image, "InstanceType": "t3.micro", "BlockDeviceMappings": [
+                {"DeviceName": "/dev/xvda",
+                 "Ebs": {"Encrypted": True, "KmsKeyId": key_arns[t % keys], "VolumeSize": 8, "VolumeType": "gp3"}}]},
+        )["LaunchTemplate"]["LaunchTemplateId"])
+    for g in range(groups):
+        asg.create_auto_scaling_group(AutoScalingGroupName=f"bench-g-{g:05d}", MinSize=0, MaxSize=2, DesiredCapacity=0,
+                                      AvailabilityZones=[AZ],
+                                      LaunchTemplate={"LaunchTemplateId": template_ids[g % templates], "Version": "1"})
+    broken_keys = {k for k in range(keys) if k % 10 == 0}
+    broken_templates = {t for t in range(templates) if t % keys in broken_keys}
+    return {"account": account, "images": 1,
+            "broken_groups": sum(1 for g in range(groups) if g % templates in broken_templates)}
+
+
+def minimum(groups: int, templates: int, images: int, keys: int) -> dict[str, int]:
+    return {"sts:GetCallerIdentity": 1, "autoscaling:DescribeAutoScalingGroups": math.ceil(groups / 100),
+            "ec2:DescribeLaunchTemplateVersions": templates, "ec2:DescribeImages": images,
+            "kms:DescribeKey": keys, "kms:GetKeyPolicy": keys, "kms:ListGrants": keys, "iam:GetRole": 1,
+            "ec2:DescribeInstances": 1, "autoscaling:DescribeScalingActivities": 1}
+
+
+def run(groups: int, templates: int, keys: int) -> dict:
+    env_vars = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION, "KEYFIX_MODE": "propose", "AWS_CONFIG_FILE": "/dev/null",
+                "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+    for name in ("KEYFIX_TABLE_NAME", "KEYFIX_SNS_TOPIC_ARN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        os.environ.pop(name, None)
+    os.environ.update(env_vars)
+    from keyfix.config import Settings
+    from keyfix.predict.scan import document, scan
+    from keyfix.resolve.gateway import AwsGateway
+    from keyfix.sim.scenarios.common import Env
+    from keyfix.sim.server import LocalMoto
+
+    # One account: the in-process server places every request in it (keyfix.sim.accounts).
+    os.environ["MOTO_ACCOUNT_ID"] = "111122223333"
+    server = LocalMoto()
+    url = server.start()
+    try:
+        t0 = time.perf_counter()
+        built = build(Env(endpoint_url=url), groups, templates, keys)
+        build_s = time.perf_counter() - t0
+        os.environ["AWS_ENDPOINT_URL"] = url
+        gw = AwsGateway(region=REGION)
+        with timed_api_calls() as calls, model_clock() as model:
+            start = time.perf_counter()
+            outcome, account, region = scan(Settings.from_env(), gw)
+            scan_s = time.perf_counter() - start
+        doc = document(outcome, account, region)
+    finally:
+        server.stop()
+    by_op: dict[str, int] = {}
+    for op, _ in calls:
+        by_op[op] = by_op.get(op, 0) + 1
+    wanted = minimum(groups, templates, built["images"], keys)
+    beyond = {op: n - wanted.get(op, 0) for op, n in sorted(by_op.items()) if n > wanted.get(op, 0)}
+    median_call = statistics.median(d for _, d in calls) if calls else 0.0
+    predicted = [r for r in doc.get("reports", []) if any(f.get("predicted") for f in r.get("findings", []))]
+    return {
+        "groups": groups, "templates": templates, "keys": keys, "images": built["images"],
+        "build_s": build_s, "scan_s": scan_s, "calls": len(calls), "calls_by_operation": by_op,
+        "minimum": sum(wanted.values()), "minimum_by_operation": wanted, "beyond_minimum": beyond,
+        "calls_beyond_minimum": len(calls) - sum(wanted.values()),
+        "median_call_s": median_call, "calls_x_median_call_s": len(calls) * median_call,
+        "scan_time_vs_calls_x_median_call": scan_s / (len(calls) * median_call) if calls and median_call else None,
+        "model_s": model[0], "model_share_of_scan": model[0] / scan_s if scan_s else None,
+        "checked": doc.get("checked"), "complete": doc.get("complete"), "unchecked": doc.get("unchecked"),
+        "predicted_failures": len(predicted), "expected_broken_groups": built["broken_groups"],
+    }
+
+
+def check(result: dict) -> list[str]:
+    missed = []
+    for name, (op, bound) in TARGETS.items():
+        value = result.get(name)
+        ok = value is not None and (value <= bound if op == "<=" else value >= bound)
+        if not ok:
+            missed.append(f"{name} = {value} (target {op} {bound})")
+    return missed
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--groups", type=int, default=1000)
+    ap.add_argument("--templates", type=int, default=200)
+    ap.add_argument("--keys", type=int, default=50)
+    ap.add_argument("--smoke", action="store_true", help="40 groups, 8 templates, 4 keys")
+    ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = ap.parse_args()
+    if args.smoke:
+        args.groups, args.templates, args.keys = 40, 8, 4
+    import io
+    from contextlib import redirect_stdout
+
+    from contextlib import redirect_stderr
+
+    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):  # the server's request log
+        result = run(args.groups, args.templates, args.keys)
+    result["missed"] = check(result)
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+    return 1 if args.check and result["missed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
