@@ -193,7 +193,10 @@ def test_handle_reads_standard_input():
 
 
 def test_make_demo_is_keyfix_demo():
-    done = subprocess.run(["make", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    # --no-print-directory: under `make test` this runs as a sub-make, which would otherwise
+    # print "make[1]: Entering directory ..." around the steps.
+    done = subprocess.run(["make", "-n", "--no-print-directory", "demo"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
     assert done.returncode == 0, done.stderr
     steps = done.stdout.strip().splitlines()
     assert steps[0] == "scripts/setup project" and steps[-1].endswith(" .venv/bin/keyfix demo"), steps
