@@ -78,6 +78,10 @@ def check_fix(fix: Fix, *, principal: PrincipalFacts | None, key: KeyFacts | Non
                       f"{checked.arn}; keyfix writes only for the principal it checked")
     if key is None:
         raise Refusal("keyfix has no facts about the key this change is for; it writes nothing for it")
+    written_key = fix.target if fix.kind == FixKind.KEY_POLICY_STATEMENT else \
+        (fix.document or {}).get("KeyId") if fix.kind == FixKind.GRANT else key.arn
+    if written_key != key.arn or (fix.kind == FixKind.KEY_POLICY_STATEMENT and key.account != account):
+        raise Refusal(f"the change is for {written_key}, not the key {key.arn} of account {account} keyfix checked")
     if fix.kind in (FixKind.KEY_POLICY_STATEMENT, FixKind.GRANT):
         check_key(key, settings, writes_policy=fix.kind == FixKind.KEY_POLICY_STATEMENT)
     if fix.kind == FixKind.KEY_POLICY_STATEMENT:

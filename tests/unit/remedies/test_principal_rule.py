@@ -117,3 +117,15 @@ def test_a_grant_to_anything_but_the_checked_service_linked_role_is_refused():
         with pytest.raises(Refusal):
             check_fix(fix, principal=_facts(slr, "service-linked-role"), key=OPTED_IN, account=ACCOUNT,
                       partition="aws", settings=Settings())
+
+
+def test_a_fix_for_another_key_than_the_one_checked_is_refused():
+    other = KEY.replace("1234abcd", "9999abcd")
+    slr = f"arn:aws:iam::{ACCOUNT}:role/{SLR_TAIL}"
+    policy_fix = Fix(FixKind.KEY_POLICY_STATEMENT, FixStatus.PROPOSED, ACCOUNT, other,
+                     docs.key_policy_statements(slr, ["kms:Decrypt"], []))
+    grant_fix = Fix(FixKind.GRANT, FixStatus.PROPOSED, ACCOUNT, other, docs.grant_parameters(other, slr, ["Decrypt"]))
+    for fix in (policy_fix, grant_fix):
+        with pytest.raises(Refusal, match="not the key"):
+            check_fix(fix, principal=_facts(slr, "service-linked-role"), key=OPTED_IN, account=ACCOUNT,
+                      partition="aws", settings=Settings())
