@@ -71,9 +71,10 @@ class Journal:
             log.exception("could not record the outcome %s of change %s", status, self.change_id)
 
 
-# Error codes that prove a request was refused before it changed anything. Anything else
-# (a 5xx such as KMSInternalException, a dropped connection, a read timeout) may have been
-# applied: https://docs.aws.amazon.com/kms/latest/APIReference/CommonErrors.html
+# Answers that may hide an applied write: a 5xx such as KMSInternalException, a dropped
+# connection, a read timeout. Any other error answer (AccessDenied, MalformedPolicyDocument,
+# a 4xx) means AWS refused the request before changing anything.
+# https://docs.aws.amazon.com/kms/latest/APIReference/CommonErrors.html
 _SERVER_SIDE = ("InternalFailure", "InternalError", "ServiceUnavailable", "KMSInternalException",
                 "ServiceFailure", "DependencyTimeoutException")
 
