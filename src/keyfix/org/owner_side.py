@@ -58,7 +58,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from keyfix.arns import parse_arn, slr_service
+from keyfix.arns import account_of, parse_arn, slr_service
 from keyfix.org import messages
 from keyfix.org.settings import OrgConfigError, OrgSettings, bus_arn, bus_arn_parts
 from keyfix.remedies import documents as docs
@@ -299,7 +299,7 @@ def _write(proposal, checked, key, settings, gw, store, decision: Decision, appl
 
 def owner_finding(proposal: messages.Proposal, statements: list[dict[str, Any]]) -> Finding:
     """The audit record's finding: the sender's role is not in this key's policy."""
-    fix = Fix(FixKind.KEY_POLICY_STATEMENT, FixStatus.PROPOSED, proposal.key_arn.split(":")[4], proposal.key_arn,
+    fix = Fix(FixKind.KEY_POLICY_STATEMENT, FixStatus.PROPOSED, account_of(proposal.key_arn), proposal.key_arn,
               statements, docs.cli_add_key_policy_statements(proposal.key_arn, statements) if statements else [])
     return Finding(Cause.ACCOUNT_NOT_IN_KEY_POLICY, proposal.principal, proposal.key_arn, list(proposal.operations),
                    f"proposal {proposal.proposal_id} from organisation member {proposal.envelope.account}", [fix])
