@@ -58,14 +58,17 @@ def epoch_of(text: str | None) -> float | None:
     return parsed.timestamp()
 
 
-def chain_id(incident_key: dict[str, Any]) -> str:
-    text = json.dumps(incident_key, sort_keys=True, separators=(",", ":"), default=str)
+def _sha256_of(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def chain_id(incident_key: dict[str, Any]) -> str:
+    return _sha256_of(incident_key)
 
 
 def event_digest(event: Any) -> str:
-    text = json.dumps(event, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return _sha256_of(event)
 
 
 def repair_id(account: str, region: str, group: str) -> str:
