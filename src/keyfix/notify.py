@@ -125,14 +125,18 @@ def structured_message(report: Report) -> str:
                https_variant(chat, text + SEPARATOR + json_part))
 
 
-def _send(gw, topic_arn: str, subject_line: str, message: str, attributes) -> bool:
+def _send(gw, topic_arn: str, subject_line: str, message: str, attributes, *, structured: bool = True,
+          kind: str | None = None) -> bool:
+    """Publish; False (logged) when SNS refused. `structured`: `message` is a per-protocol
+    JSON document (MessageStructure=json), else plain text; `kind` only names it in the log."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    extra = {"MessageStructure": "json"} if structured else {}
     try:
         gw.client("sns").publish(TopicArn=topic_arn, Subject=subject_line, Message=message,
-                                 MessageStructure="json", MessageAttributes=attributes)
+                                 MessageAttributes=attributes, **extra)
     except (ClientError, BotoCoreError) as exc:
-        log.error("SNS publish to %s failed: %s", topic_arn, exc)
+        log.error("SNS publish%s to %s failed: %s", f" ({kind})" if kind else "", topic_arn, exc)
         return False
     return True
 

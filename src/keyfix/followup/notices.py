@@ -10,14 +10,11 @@ https://docs.aws.amazon.com/sns/latest/dg/sns-message-attributes.html
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
-from keyfix.notify import SEPARATOR, message_attributes
+from keyfix.notify import SEPARATOR, _send, message_attributes
 from keyfix.render import report_text
 from keyfix.report import Report
-
-log = logging.getLogger("keyfix")
 
 SUBJECT_MAX = 100  # SNS's limit for a subject
 
@@ -58,15 +55,7 @@ def publish(gw: Any, topic_arn: str | None, subject: str, text: str, report: Rep
     """False (logged) when there is no topic or SNS refused; the report stands either way."""
     if not topic_arn:
         return False
-    from botocore.exceptions import BotoCoreError, ClientError
-
     attributes = message_attributes(report, account)
     attributes["followup"] = {"DataType": "String", "StringValue": kind}
-    try:
-        gw.client("sns").publish(TopicArn=topic_arn, Subject=subject,
-                                 Message=text + SEPARATOR + json.dumps(report.to_dict(), indent=2),
-                                 MessageAttributes=attributes)
-    except (ClientError, BotoCoreError) as exc:
-        log.error("SNS publish (%s) to %s failed: %s", kind, topic_arn, exc)
-        return False
-    return True
+    return _send(gw, topic_arn, subject, text + SEPARATOR + json.dumps(report.to_dict(), indent=2), attributes,
+                 structured=False, kind=kind)
