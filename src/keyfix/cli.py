@@ -86,7 +86,7 @@ def _print_report(report, output_format: str) -> None:
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
-    from keyfix.remedies.rollback import cli_rollback
+    from keyfix.remedies.history import cli_rollback
 
     return cli_rollback(args)
 
@@ -96,7 +96,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
         from keyfix.history_cli import cli_findings  # findings, through the table's indexes
 
         return cli_findings(args)
-    from keyfix.remedies.rollback import cli_history
+    from keyfix.remedies.history import cli_history
 
     return cli_history(args)
 

@@ -82,7 +82,7 @@ class Deployment:
 
     def history(self) -> list[dict[str, Any]]:
         """What `keyfix history` lists: the audit records of the writes keyfix made."""
-        from keyfix.remedies.rollback import history
+        from keyfix.remedies.history import history
         from keyfix.store import Store
 
         return history(Store(self.table_name, self.env.client("dynamodb", ASG_ACCOUNT)))

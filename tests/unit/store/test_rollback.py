@@ -12,7 +12,8 @@ import boto3
 import pytest
 from store_support import ACCOUNT, REGION, TABLE, AwsCalls
 
-from keyfix.remedies.rollback import cli_history, cli_rollback, history, rollback
+from keyfix.remedies.history import cli_history, cli_rollback, history
+from keyfix.remedies.rollback import rollback
 from keyfix.report import Cause, Finding
 from keyfix.store import LockTimeout, Store
 from keyfix.store.mac import MacError
@@ -554,7 +555,7 @@ def test_store_without_mac_never_rolls_back(unsigned_store, kms, iam, key_arn, c
 
 
 def test_store_class_is_what_cli_builds(ddb, audit_key, monkeypatch):
-    from keyfix.remedies.rollback import _open_store
+    from keyfix.remedies.history import _open_store
 
     monkeypatch.setenv("KEYFIX_TABLE_NAME", TABLE)
     store = _open_store(_args(audit_key=audit_key), "rollback")
