@@ -33,13 +33,9 @@ def _joined(values) -> str:
     return ",".join(dict.fromkeys(v for v in values if v))
 
 
-def _groups(report: Report) -> list[str]:
-    return [f.resource.split(":autoScalingGroupName/", 1)[1] for f in report.findings
-            if f.resource and ":autoScalingGroupName/" in f.resource]
-
-
 def log_keys(report: Report, incident: str | None = None) -> dict[str, str]:
     from keyfix.messages.severity import report_severity
+    from keyfix.notify import _groups
 
     findings = report.findings
     return {
@@ -47,7 +43,7 @@ def log_keys(report: Report, incident: str | None = None) -> dict[str, str]:
         "status": _joined(str(x.status) for f in findings for x in f.fixes),
         "key": _joined(f.key_arn for f in findings),
         "principal": _joined(f.principal for f in findings),
-        "group": _joined(_groups(report)),
+        "group": _joined(_groups([report])),
         "incident": incident or report.event.id or "",
         "severity": report_severity(report),
     }
