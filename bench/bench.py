@@ -221,7 +221,7 @@ def render_coldstart(res: dict) -> str:
         shown = [f"{name} {cum:.0f} ({own:.0f})" for name, cum, own in s["top_cumulative_ms"][1:16]]
         lines += ["     " + "; ".join(shown[i:i + 5]) for i in range(0, len(shown), 5)]
         lines.append("     self ms by package: " + ", ".join(f"{p} {v:.0f}" for p, v in s["self_ms_by_top_level_package"][:10]))
-    for key in ("first_invocation_unrecognised", "first_invocation_not_kms"):
+    for key in ("first_invocation_unrecognised", "first_invocation_not_kms", "first_invocation_ordinary_stop"):
         if key in it:
             lazy = it[key]["imported_during_first_invocation_ms"]
             lines.append(f"   imported during the {key.replace('_', ' ')} (ms): "

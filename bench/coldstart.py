@@ -393,7 +393,8 @@ def run(reps: int = 7, importtime_reps: int = 5, bytecode: bool = True, log=prin
             summary, raw = importtime(lambda_env(server, tracing), importtime_reps, tmp)
             (OUT / f"importtime-handler-{key}.txt").write_text(raw)
             results["importtime"][key] = summary
-        for event, key in (("asg-launch-unsuccessful-not-kms.json", "not_kms"), ("unrecognised.json", "unrecognised")):
+        for event, key in (("asg-launch-unsuccessful-not-kms.json", "not_kms"), ("unrecognised.json", "unrecognised"),
+                           ("ec2-instance-stopped.json", "ordinary_stop")):
             summary, raw = importtime(lambda_env(server, True), max(1, importtime_reps // 2), tmp, event=event)
             (OUT / f"importtime-invoke-{key}.txt").write_text(raw)
             results["importtime"][f"first_invocation_{key}"] = {
