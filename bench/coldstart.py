@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
 PY = str(ROOT / ".venv" / "bin" / "python")
 CHILD = str(ROOT / "bench" / "coldstart_child.py")
+ARTIFACT_CHILD = str(ROOT / "bench" / "artifact_child.py")
 EVENTS = ROOT / "events"
 ACCOUNT = "123456789012"  # moto's account for the dummy credentials
 REGION = "us-east-1"
@@ -120,7 +121,8 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
 
 
-def lambda_env(server: MotoServer, tracing: bool, pycache: Path | None = None) -> dict[str, str]:
+def lambda_env(server: MotoServer, tracing: bool, pycache: Path | None = None,
+               task_root: Path = ROOT / "src") -> dict[str, str]:
     env = _clean_env()
     env.update({
         # the function's configuration (template.yaml)
@@ -131,7 +133,7 @@ def lambda_env(server: MotoServer, tracing: bool, pycache: Path | None = None) -
         "KEYFIX_TABLE_NAME": server.table,
         "KEYFIX_SNS_TOPIC_ARN": server.topic_arn,
         # what the Lambda runtime sets
-        "LAMBDA_TASK_ROOT": str(ROOT / "src"),
+        "LAMBDA_TASK_ROOT": str(task_root),
         "LAMBDA_RUNTIME_DIR": "/var/runtime",
         "AWS_LAMBDA_FUNCTION_NAME": "keyfix",
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
@@ -201,12 +203,15 @@ EVENT_INSTANCE = "i-0c3d4e5f6a7b8c9d0"  # the instance of events/ec2-instance-st
 
 
 class Workload:
-    def __init__(self, name: str, code: str | None = None, event: str | None = None) -> None:
-        self.name, self.code, self.event = name, code, event
+    """A kind of cold-start process: `python -c CODE`, or the handler's import and first
+    invocation on EVENT (bench/coldstart_child.py); `expect` is the causes the invocation
+    must report, checked by bench.py (a fast row with the wrong answer measures nothing)."""
 
-    def argv_and_result(self, tmp: Path) -> tuple[list[str], Path | None]:
-        if self.code is not None:
-            return [PY, "-c", self.code], None
+    def __init__(self, name: str, code: str | None = None, event: str | None = None,
+                 expect: list[str] | None = None) -> None:
+        self.name, self.code, self.event, self.expect = name, code, event, expect
+
+    def event_file(self, tmp: Path) -> tuple[Path, str]:
         event = (EVENTS / self.event).read_text()
         # A new incident each run: the idempotency table would otherwise answer "already handled".
         tag = uuid.uuid4().hex[:12]
@@ -217,8 +222,33 @@ class Workload:
         doc["id"] = str(uuid.uuid4())
         path = tmp / f"event-{tag}.json"
         path.write_text(json.dumps(doc))
+        return path, tag
+
+    def argv_and_result(self, tmp: Path) -> tuple[list[str], Path | None]:
+        if self.code is not None:
+            return [PY, "-c", self.code], None
+        path, tag = self.event_file(tmp)
         result = tmp / f"result-{tag}.json"
         return [PY, CHILD, str(path), str(result)], result
+
+
+class ArtifactWorkload(Workload):
+    """The same process on the built artifact: the venv's interpreter with -I -S -B and
+    sys.path = the artifact first (bench/artifact_child.py), so nothing comes from the venv."""
+
+    def __init__(self, base: Workload, artifact: Path) -> None:
+        super().__init__(f"artifact: {base.name}", base.code, base.event, base.expect)
+        assert base.code in (None, IMPORT_BOTO3, IMPORT_HANDLER), "bench/artifact_child.py runs only these"
+        self.artifact = artifact
+
+    def argv_and_result(self, tmp: Path) -> tuple[list[str], Path | None]:
+        if self.code is not None:
+            what, tag = self.code, uuid.uuid4().hex[:12]
+        else:
+            path, tag = self.event_file(tmp)
+            what = str(path)
+        result = tmp / f"result-{tag}.json"
+        return [PY, "-I", "-S", "-B", ARTIFACT_CHILD, str(self.artifact), str(result), what], result
 
 
 def measure_all(cases: list[dict], reps: int, tmp: Path, log=print) -> list[dict]:
@@ -238,6 +268,8 @@ def measure_all(cases: list[dict], reps: int, tmp: Path, log=print) -> list[dict
     for i, case in enumerate(cases):
         rs = runs[i]
         summary = {k: v for k, v in case.items() if k not in ("workload", "env")}
+        if case["workload"].expect is not None:
+            summary["expect_causes"] = case["workload"].expect
         summary.update({
             "workload": case["workload"].name,
             "reps": reps,
@@ -251,10 +283,16 @@ def measure_all(cases: list[dict], reps: int, tmp: Path, log=print) -> list[dict
             summary["rss_note"] = rs[0]["rss_note"]
         if "import_s" in rs[0]:
             summary["import_s"] = statistics.median(r["import_s"] for r in rs)
+        if "invoke_s" in rs[0]:
             summary["invoke_s"] = statistics.median(r["invoke_s"] for r in rs)
             summary["outcome"] = {k: rs[-1][k] for k in (
                 "schema", "trigger", "causes", "modules_after_import", "modules_imported_by_invocation",
                 "boto3_imported_by_invocation")}
+            # Every run's answer, not only the last: one undetermined run makes the row wrong.
+            summary["causes_seen"] = sorted({tuple(r["causes"]) for r in rs})
+        if "origins" in rs[-1]:
+            summary["origins"] = rs[-1]["origins"]
+            summary["under_artifact"] = all(r["under_artifact"] for r in rs)
         out.append(summary)
     return out
 
@@ -354,25 +392,45 @@ WORKLOADS = [
     Workload("python -c pass", code="pass"),
     Workload("import boto3", code=IMPORT_BOTO3),
     Workload("import keyfix.handler", code=IMPORT_HANDLER),
-    Workload("1st invocation: unrecognised", event="unrecognised.json"),
-    Workload("1st invocation: not-kms ASG", event="asg-launch-unsuccessful-not-kms.json"),
-    Workload("1st invocation: ordinary EC2 stop", event="ec2-instance-stopped.json"),  # P1b
+    Workload("1st invocation: unrecognised", event="unrecognised.json", expect=[]),
+    Workload("1st invocation: not-kms ASG", event="asg-launch-unsuccessful-not-kms.json", expect=["not-kms"]),
+    Workload("1st invocation: ordinary EC2 stop", event="ec2-instance-stopped.json", expect=["not-kms"]),  # P1b
 ]
+BASELINES = WORKLOADS[:2]  # every ratio's denominator (and python -c pass, for the net ratios)
+# On the built artifact (issue #14), tracing on as deployed: the baseline, the import, the two
+# first invocations with a target.
+ON_ARTIFACT = [WORKLOADS[1], WORKLOADS[2], WORKLOADS[4], WORKLOADS[5]]
+ARTIFACT = "built artifact"
 
 
-def run(reps: int = 7, importtime_reps: int = 5, bytecode: bool = True, log=print) -> dict:
+def run(reps: int = 7, importtime_reps: int = 5, bytecode: bool = True, log=print, venv_rows: bool = True,
+        artifact: Path | None = None) -> dict:
+    """The cold-start rows on the venv (unless venv_rows is false: then only the baselines) and,
+    with `artifact`, the same workloads on the built artifact, all interleaved in one
+    measurement against one moto server, environment and stopped instance."""
     OUT.mkdir(parents=True, exist_ok=True)
     results: dict = {"reps": reps, "peak_rss_source": "GNU time %M" if TIME else "os.wait4"}
     with MotoServer() as server, tempfile.TemporaryDirectory(prefix="keyfix-bench-") as tmpdir:
         tmp = Path(tmpdir)
         results["aws_endpoint"] = server.url
+        results["stopped_instance"] = STOPPED.get("instance")
         cases = []
-        for w in WORKLOADS:
+        for w in WORKLOADS if venv_rows else BASELINES:
             modes = [None] if w.code in ("pass", IMPORT_BOTO3) else [False, True]
             for tracing in modes:
                 label = w.name if tracing is None else f"{w.name} [tracing {'on' if tracing else 'off'}]"
                 cases.append({"name": label, "workload": w, "tracing": tracing, "bytecode": "venv",
                               "env": lambda_env(server, True if tracing is None else tracing)})
+        if artifact is not None:
+            for w in ON_ARTIFACT:
+                aw = ArtifactWorkload(w, artifact)
+                label = aw.name if w.code == IMPORT_BOTO3 else f"{aw.name} [tracing on]"
+                cases.append({"name": label, "workload": aw, "tracing": True, "bytecode": ARTIFACT,
+                              "env": lambda_env(server, True, task_root=artifact)})
+        if not venv_rows:
+            results["rows"] = measure_all(cases, reps, tmp, log)
+            _ratios(results)
+            return results
         for w in WHAT_IF:
             cases.append({"name": f"{w.name} [tracing on]", "workload": w, "tracing": True, "bytecode": "venv",
                           "env": lambda_env(server, True)})
@@ -422,6 +480,7 @@ def _ratios(results: dict) -> None:
     base = next(r for r in rows if r["name"] == "import boto3")
     interp = next(r for r in rows if r["name"] == "python -c pass")
     nopyc_base = next((r for r in rows if r["workload"] == "import boto3" and r["bytecode"] == NO_PYC), None)
+    artifact_base = next((r for r in rows if r["workload"] == "artifact: import boto3"), None)
     for r in rows:
         r["wall_ratio_vs_import_boto3"] = r["wall_s"] / base["wall_s"]
         r["rss_ratio_vs_import_boto3"] = r["peak_rss_kb"] / base["peak_rss_kb"]
@@ -430,6 +489,12 @@ def _ratios(results: dict) -> None:
         r["net_wall_ratio_vs_import_boto3"] = (r["wall_s"] - interp["wall_s"]) / net_base if net_base > 0 else None
         if nopyc_base is not None and r["bytecode"] == NO_PYC:
             r["wall_ratio_vs_import_boto3_same_bytecode"] = r["wall_s"] / nopyc_base["wall_s"]
+        if artifact_base is not None and r["bytecode"] == ARTIFACT:
+            # Same interpreter, same flags, same artifact: what the artifact's targets use.
+            r["wall_ratio_vs_artifact_import_boto3"] = r["wall_s"] / artifact_base["wall_s"]
+            r["cpu_ratio_vs_artifact_import_boto3"] = (r["cpu_s"] / artifact_base["cpu_s"]
+                                                       if artifact_base["cpu_s"] else None)
+            r["rss_ratio_vs_artifact_import_boto3"] = r["peak_rss_kb"] / artifact_base["peak_rss_kb"]
 
 
 def row(results: dict, name: str) -> dict | None:
