@@ -5,7 +5,7 @@ event carries only the instance id and its new state
 (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/monitoring-instance-state-changes.html).
 Whether KMS stopped the instance is in its StateReason, which only DescribeInstances returns
 (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_StateReason.html: a key problem
-shows as `Client.InternalError` or `Client.InvalidKMSKey.*`, keyfix.resolve.KMS_STATE_REASONS).
+shows as `Client.InternalError` or `Client.InvalidKMSKey.*`, keyfix.resolve.state_reasons).
 So the pipeline asks this module first, before it imports the diagnosis or builds the store,
 and, when the reason is not KMS's, gets the `not-kms` finding at once: no idempotency record,
 finding record or notification, since nothing would be written or sent.
@@ -25,12 +25,9 @@ import os
 
 from keyfix.events.incident import Incident
 from keyfix.report import Cause, Finding, Trigger
+from keyfix.resolve.state_reasons import is_kms_state_reason
 
 log = logging.getLogger(__name__)
-
-# The markers of keyfix.resolve.KMS_STATE_REASONS, kept here so an ordinary stop does not
-# import the resolver; tests/unit/test_irrelevant_quick.py checks the two agree.
-KMS_STATE_REASONS = ("Client.InternalError", "Client.InvalidKMSKey")
 
 
 def ordinary_stop(incident: Incident, gw) -> Finding | None:
@@ -46,7 +43,7 @@ def ordinary_stop(incident: Incident, gw) -> Finding | None:
         if reason is None:
             return None  # unreadable or gone: the full path says so in its report
     code, message = reason["code"], reason["message"]
-    if any(marker in code or marker in message for marker in KMS_STATE_REASONS):
+    if is_kms_state_reason(code, message):
         return None
     # The same words as the full path (resolve._ec2_launch_failure).
     text = message or code or f"instance {incident.instance_id} ({reason['state']}) gives no state reason"

@@ -213,7 +213,7 @@ def test_the_key_cap_is_exact(aws: WriteCounter, keys: int):
 
 
 def test_the_call_budget_stops_reads_and_says_so(aws: WriteCounter, monkeypatch: pytest.MonkeyPatch):
-    import keyfix.resolve as resolve
+    import keyfix.resolve.dispatch as resolve
 
     monkeypatch.setattr(resolve, "MAX_AWS_CALLS_PER_EVENT", 3)
     report = handle(_ebs_event_naming(5))
@@ -225,7 +225,7 @@ def test_the_call_budget_stops_reads_and_says_so(aws: WriteCounter, monkeypatch:
 
 
 def test_the_principal_cap_stops_reads_and_says_so(aws: WriteCounter, monkeypatch: pytest.MonkeyPatch):
-    import keyfix.resolve as resolve
+    import keyfix.resolve.dispatch as resolve
 
     monkeypatch.setattr(resolve, "MAX_PRINCIPALS_PER_EVENT", 0)
     report = handle(fresh(KMS_SAMPLE))

@@ -14,7 +14,8 @@ EventBridge can deliver, and a recognised event whose `region` is not shaped lik
 Region (keyfix.events.wellformed).
 
 Cold start: this module imports no pydantic; the trigger's model module is imported
-when the first event of that trigger arrives.
+when the first event of that trigger arrives, and the EC2 state-change model, whose rule
+fires for every stop in the account, is declared without pydantic (keyfix.events.plain).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 
 from keyfix.events.incident import Caller, Denial, Incident
 from keyfix.events.patterns import PATTERNS, classify
+from keyfix.events.plain import Invalid, Model
 from keyfix.events.wellformed import region_problem, size_problem, text_problem
 from keyfix.report import Trigger
 
@@ -38,7 +40,8 @@ class EventError(ValueError):
     rule and the field(s)."""
 
 
-# rule -> (module, model class). Each module has `to_incident(model) -> Incident`.
+# rule -> (module, model). A model is a pydantic class or a keyfix.events.plain.Model. Each
+# module has `to_incident(validated model) -> Incident`.
 _MODELS: dict[str, tuple[str, str]] = {
     "AsgLaunchFailureRule": ("keyfix.events.autoscaling", "AsgLaunchUnsuccessfulEvent"),
     "AsgLaunchTerminatedRule": ("keyfix.events.autoscaling", "AsgTerminateSuccessfulEvent"),
@@ -67,15 +70,19 @@ def parse(raw: Any) -> Incident:
     problem = region_problem(raw)
     if problem:
         raise EventError(f"{_what(raw, rule)!r} event (rule {rule}) is malformed: {problem}")
-    module_name, class_name = _MODELS[rule]
+    module_name, model_name = _MODELS[rule]
     module = importlib.import_module(module_name)
-    model_cls = getattr(module, class_name)
+    model_type = getattr(module, model_name)
+    if isinstance(model_type, Model):  # declared without pydantic (keyfix.events.plain)
+        invalid: type[ValueError] = Invalid
+        validate = model_type.validate
+    else:
+        from pydantic import ValidationError as invalid
 
-    from pydantic import ValidationError
-
+        validate = model_type.model_validate
     try:
-        model = model_cls.model_validate(raw)
-    except ValidationError as exc:
+        model = validate(raw)
+    except invalid as exc:
         raise EventError(_describe(exc, rule, raw)) from None
     incident: Incident = module.to_incident(model)
     return incident

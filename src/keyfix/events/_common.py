@@ -7,13 +7,11 @@ import re
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
 
+from keyfix.events.wellformed import MAX_ARN_CHARS, MAX_NAME_CHARS
 
-# Bounds on the strings keyfix copies into reports and AWS calls. ARNs and key ids: IAM and
-# KMS accept at most 2048 characters (e.g. Role.Arn,
-# https://docs.aws.amazon.com/IAM/latest/APIReference/API_Role.html; KeyId,
-# https://docs.aws.amazon.com/kms/latest/APIReference/API_DescribeKey.html).
-MAX_ARN_CHARS = 2048
-MAX_NAME_CHARS = 256
+__all__ = ["MAX_ARN_CHARS", "MAX_NAME_CHARS", "Detail", "Envelope", "dedupe", "is_key_arn", "key_arns_in"]
+
+
 
 
 class Envelope(EventBridgeModel):

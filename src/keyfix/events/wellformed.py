@@ -34,6 +34,13 @@ MAX_STRING_CHARS = 64 * 1024
 # JSON nesting deeper than this is not an AWS event (CloudTrail records nest a few levels).
 MAX_DEPTH = 64
 
+# Bounds on the strings keyfix copies into reports and AWS calls (the parser models'
+# fields). ARNs and key ids: IAM and KMS accept at most 2048 characters (e.g. Role.Arn,
+# https://docs.aws.amazon.com/IAM/latest/APIReference/API_Role.html; KeyId,
+# https://docs.aws.amazon.com/kms/latest/APIReference/API_DescribeKey.html).
+MAX_ARN_CHARS = 2048
+MAX_NAME_CHARS = 256
+
 # AWS publishes no grammar for Region codes. This is the shape every partition's
 # `regionRegex` in botocore's endpoints.json allows (us-east-1, us-gov-west-1, cn-north-1,
 # us-isob-east-1, eusc-de-east-1, ...), without the underscore their `\w` would admit: a

@@ -1,11 +1,10 @@
-"""Resolve: read AWS to learn what the event does not say.
+"""The resolver's dispatcher: one reader per trigger, under the per-event bounds.
 
 `resolve(incident, gw) -> Situation` reads only what the diagnosis of that trigger needs,
 through an `AwsGateway` (which counts the calls), and never raises for AWS errors: what
-could not be read becomes a note or an `unreadable` reason.
-
-This package must stay cheap to import (Lambda cold start): no boto3/botocore at module
-level; the gateway imports them when it creates its first client.
+could not be read becomes a note or an `unreadable` reason. The package (keyfix.resolve)
+re-exports it; importing this module imports every reader, so the cold paths that need only
+the gateway never do (keyfix/resolve/__init__.py).
 """
 
 from __future__ import annotations
@@ -45,24 +44,10 @@ from keyfix.resolve.needs import (
     launch_needs,
     start_needs,
 )
+from keyfix.resolve.state_reasons import is_kms_state_reason
 
-__all__ = [
-    "AccessNeed",
-    "AwsError",
-    "AwsGateway",
-    "KeyFacts",
-    "PrincipalFacts",
-    "Situation",
-    "read_key",
-    "read_principal",
-    "resolve",
-]
+__all__ = ["asg_launch_needs", "resolve"]
 
-# StateReason codes that mean "an attached volume's KMS key could not be used"
-# (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/troubleshooting-launch.html#encrypted-ebs-volume-missing-permissions:
-# "Client.InternalError: Client error on launch"; Client.InvalidKMSKey.InvalidState for a key
-# in the wrong state - or, in practice, one the launcher cannot use).
-KMS_STATE_REASONS = ("Client.InternalError", "Client.InvalidKMSKey")
 
 
 def resolve(incident: Incident, gw: AwsGateway, *, group: dict | None = None) -> Situation:
@@ -346,7 +331,7 @@ def _ec2_launch_failure(incident: Incident, gw: AwsGateway, s: Situation) -> Non
         return
     reason = instance.get("StateReason") or {}
     code, message = str(reason.get("Code") or ""), str(reason.get("Message") or "")
-    if not any(marker in code or marker in message for marker in KMS_STATE_REASONS):
+    if not is_kms_state_reason(code, message):
         state = (instance.get("State") or {}).get("Name")
         s.not_kms_reason = message or code or f"instance {instance_id} ({state}) gives no state reason"
         return
