@@ -1,6 +1,6 @@
-"""keyfix benchmarks: policy throughput vs iam-simulate, a Lambda cold-start proxy, AWS calls.
+"""keyfix benchmarks: policy throughput vs iam-simulate, cold start (venv and built artifact), AWS calls, storm, scan.
 
-    bench/run [--only policy|coldstart|calls ...] [--check] [--quick] [options]
+    bench/run [--only policy|coldstart|artifact|calls|irrelevant|storm|scan ...] [--check] [--quick] [options]
 
 Prints readable tables and writes bench/out/results.json. Every speed or memory target
 is a RATIO of two figures measured side by side in this run, never an absolute time.
@@ -28,6 +28,7 @@ PY = str(ROOT / ".venv" / "bin" / "python")
 sys.path.insert(0, str(BENCH))
 
 import cases as corpus_mod  # noqa: E402  (bench/cases.py)
+import storm_scan  # noqa: E402  (bench/storm_scan.py)
 
 # ---- targets (ratios; see bench/README.md for why these numbers) ------------------------------
 
@@ -49,10 +50,35 @@ TARGETS = {
     "coldstart.first_invocation_ordinary_stop_tracing_on_vs_import_boto3": ("<=", 1.5),
     # P5: peak RSS of one invocation (fresh process: import + first invocation), MB; the smallest Lambda
     "memory.peak_rss_one_invocation_mb": ("<=", 128),
+    # P3 storm (bench/storm.py): 1,000 copies of one failure; 1,000 failures of 50 groups on 5 keys
+    "storm.duplicates_writes": ("==", 1),
+    "storm.duplicates_notifications": ("<=", 1),
+    "storm.duplicates_max_calls_per_duplicate": ("<=", 1),  # the idempotency lookup
+    "storm.duplicate_cpu_vs_first_event": ("<=", 0.03),  # issue #16 (storm.DUPLICATE_RATIO_TARGET)
+    "storm.mixed_writes_vs_keys": ("==", 1.0),  # one write per distinct fix (SLR x key)
+    "storm.mixed_notifications_not_one_per_key": ("==", 0),  # one page per repaired key
+    "storm.duplicates_wall_vs_one_event": ("report", None),
+    "storm.mixed_wall_vs_one_event": ("report", None),
+    # P6 scan at account scale (bench/scan.py: 1,000 groups, 200 template versions, 50 keys)
+    "scan.calls_beyond_minimum": ("<=", 0),
+    "scan.scan_time_vs_calls_x_median_call": ("<=", 1.5),
+    "scan.model_share_of_scan": ("<=", 0.10),
+    # Artifact: cold start on what `make build` ships, CPU vs `import boto3` on the same artifact
+    "artifact.first_invocation_ordinary_stop_vs_artifact_import_boto3": ("<=", 1.5),
+    "artifact.first_invocation_not_kms_vs_artifact_import_boto3": ("<=", 4.0),
+    "artifact.import_handler_vs_artifact_import_boto3": ("report", None),
+    "artifact.unzipped_mb": ("report", None),
+    "artifact.files": ("report", None),
+    "artifact.zipped_mb": ("report", None),
 }
+BENCHMARKS = ["policy", "coldstart", "artifact", "calls", "irrelevant", "storm", "scan"]
 
 
-def _ok(op: str, value: float, bound: float) -> bool:
+def _ok(op: str, value: float, bound: float | None) -> bool:
+    if op == "report":  # shown, never checked
+        return True
+    if op == "==":
+        return value == bound
     return value >= bound if op == ">=" else value <= bound
 
 
@@ -189,18 +215,35 @@ def render_policy(res: dict) -> str:
 # ---- 2. cold start ----------------------------------------------------------------------------
 
 
-def bench_coldstart(args, log) -> dict:
+def bench_coldstart(args, log, only: list[str]) -> tuple[dict, dict | None]:
+    """The venv rows ("coldstart") and the built artifact's ("artifact"), in one interleaved
+    measurement against one moto server: (coldstart results, artifact description or None)."""
+    import artifact as artifact_mod
     import coldstart
 
-    return coldstart.run(reps=args.reps, importtime_reps=args.importtime_reps, bytecode=not args.no_bytecode,
-                         log=log)
+    art, measured_dir = None, None
+    if "artifact" in only:
+        art = artifact_mod.prepare(log, OUT, build_when_needed=not args.no_build)
+        if art["measurable"]:
+            try:
+                art["measured"] = artifact_mod.host_twin(Path(art["path"]), OUT, log)
+                measured_dir = Path(art["measured"]["dir"])
+            except (LookupError, OSError, subprocess.CalledProcessError) as exc:
+                art["measurable"] = False
+                art["why_not_measured"] = f"no host twin of the arm64 artifact: {exc}"
+        if not art["measurable"]:
+            log(f"artifact: NOT MEASURED: {art['why_not_measured']}")
+    res = coldstart.run(reps=args.reps, importtime_reps=args.importtime_reps, bytecode=not args.no_bytecode,
+                        log=log, venv_rows="coldstart" in only, artifact=measured_dir)
+    res["venv_rows"] = "coldstart" in only
+    return res, art
 
 
 def render_coldstart(res: dict) -> str:
     lines = [f"P1/P5. Lambda cold-start proxy (P1 cold start, P1b CPU, P5 memory): fresh `python` processes, Lambda environment emulated, median of "
              f"{res['reps']} interleaved runs (peak RSS: {res['peak_rss_source']})"]
     rows = [("process", "wall ms", "(min-max)", "cpu ms", "import ms", "invoke ms", "peak MB",
-             "wall x boto3", "cpu x", "RSS x")]
+             "wall x boto3", "cpu x", "RSS x", "cpu x artifact boto3", "causes")]
     for r in res["rows"]:
         rows.append((
             r["name"], f"{r['wall_s'] * 1000:.0f}", f"{r['wall_s_min'] * 1000:.0f}-{r['wall_s_max'] * 1000:.0f}",
@@ -209,8 +252,10 @@ def render_coldstart(res: dict) -> str:
             f"{r['invoke_s'] * 1000:.0f}" if "invoke_s" in r else "",
             f"{r['peak_rss_kb'] / 1024:.1f}", f"{r['wall_ratio_vs_import_boto3']:.2f}",
             f"{r['cpu_ratio_vs_import_boto3']:.2f}" if r.get("cpu_ratio_vs_import_boto3") is not None else "",
-            f"{r['rss_ratio_vs_import_boto3']:.2f}"))
-    lines += _table(rows)
+            f"{r['rss_ratio_vs_import_boto3']:.2f}",
+            f"{r['cpu_ratio_vs_artifact_import_boto3']:.2f}" if r.get("cpu_ratio_vs_artifact_import_boto3") else "",
+            "" if "causes_seen" not in r else " | ".join(",".join(c) or "-" for c in r["causes_seen"])))
+    lines += _table(rows, left=(0, 11))
     it = res.get("importtime", {})
     for key, title in (("tracing_on", "tracing on (as deployed)"), ("tracing_off", "tracing off")):
         if key not in it:
@@ -226,6 +271,28 @@ def render_coldstart(res: dict) -> str:
             lazy = it[key]["imported_during_first_invocation_ms"]
             lines.append(f"   imported during the {key.replace('_', ' ')} (ms): "
                          + ", ".join(f"{n} {v:.0f}" for n, v in lazy[:8]))
+    return "\n".join(lines)
+
+
+def render_artifact(art: dict) -> str:
+    lines = [f"Artifact: {Path(art['path']).relative_to(ROOT) if Path(art['path']).is_relative_to(ROOT) else art['path']} "
+             f"(make build: sam build + compileall); cold-start rows 'artifact: ...' above"]
+    if "build" in art:
+        b = art["build"]
+        lines.append(f"   built now: `{b['command']}` exit {b['exit']} in {b['seconds']} s")
+    if "size" in art:
+        z = art["size"]
+        lines.append(f"   size: {z['unzipped_mb']:.1f} MB unzipped ({z['unzipped_kib']:,} KiB, du -sk as make build prints "
+                     f"it), {z['files']:,} files ({z['py_files']} .py, {z['pyc_files']} .pyc), zip -9 {z['zipped_mb']:.1f} MB")
+    if not art["measurable"]:
+        lines.append(f"   cold start NOT MEASURED: {art['why_not_measured']}")
+    elif not art["current"]:
+        lines.append(f"   STALE, its rows are not checked: {art['why_not_current']}")
+    measured = art.get("measured")
+    if measured and measured["twin"]:
+        lines.append(f"   measured on its host twin {Path(measured['dir']).relative_to(ROOT)}: the artifact is built for "
+                     f"arm64; only these extension modules are replaced by this machine's build of the same version:")
+        lines += [f"     {r['file']} -> {r['with']} ({r['wheel']})" for r in measured["replaced"]]
     return "\n".join(lines)
 
 
@@ -282,10 +349,14 @@ def render_irrelevant(res: dict) -> str:
 def checks(results: dict) -> list[dict]:
     out = []
 
-    def add(name, value):
+    def add(name, value, detail="", problem=None):
+        """problem: why the figure does not count (a wrong answer: MISSED) or cannot be checked
+        (a stale artifact: n/a), whatever its value."""
         op, bound = TARGETS[name]
-        out.append({"target": name, "op": op, "bound": bound, "value": value,
-                    "ok": None if value is None else _ok(op, value, bound)})
+        ok = None if value is None else _ok(op, value, bound)
+        if problem is not None:
+            ok, detail = problem[0], problem[1]
+        out.append({"target": name, "op": op, "bound": bound, "value": value, "ok": ok, "detail": detail})
 
     pol = results.get("policy")
     if pol is not None:
@@ -297,23 +368,54 @@ def checks(results: dict) -> list[dict]:
     if cs is not None:
         import coldstart
 
-        def ratio(name, field="wall_ratio_vs_import_boto3"):
+        def row_target(target, name, field, extra_problem=None):
             r = coldstart.row(cs, name)
-            return None if r is None else r[field]
+            if r is None:
+                return add(target, None, f"row '{name}' not measured")
+            problem = extra_problem
+            expect = r.get("expect_causes")
+            if expect is not None and r.get("causes_seen") != [list(expect)]:
+                problem = (False, f"answered {r.get('causes_seen')}, expected {expect}: the row measures nothing")
+            elif r.get("under_artifact") is False:
+                problem = (False, f"loaded from outside the artifact: {r.get('origins')}")
+            add(target, r[field], f"{r['cpu_s'] * 1000:.0f} ms CPU", problem)
 
         # Time targets use the median CPU-time ratio: on a shared machine or CI runner, wall
         # time of short processes swings with other load, CPU time much less (both are shown).
         cpu = "cpu_ratio_vs_import_boto3"
-        add("coldstart.import_handler_tracing_on_vs_import_boto3", ratio("import keyfix.handler [tracing on]", cpu))
-        add("coldstart.import_handler_tracing_off_vs_import_boto3", ratio("import keyfix.handler [tracing off]", cpu))
-        add("coldstart.first_invocation_not_kms_tracing_on_vs_import_boto3",
-            ratio("1st invocation: not-kms ASG [tracing on]", cpu))
-        add("coldstart.import_handler_peak_rss_vs_import_boto3",
-            ratio("import keyfix.handler [tracing on]", "rss_ratio_vs_import_boto3"))
-        add("coldstart.first_invocation_ordinary_stop_tracing_on_vs_import_boto3",
-            ratio("1st invocation: ordinary EC2 stop [tracing on]", cpu))
-        invocations = [r["peak_rss_kb"] for r in cs["rows"] if r["name"].startswith("1st invocation")]
-        add("memory.peak_rss_one_invocation_mb", max(invocations) / 1024 if invocations else None)
+        if cs.get("venv_rows", True):
+            row_target("coldstart.import_handler_tracing_on_vs_import_boto3", "import keyfix.handler [tracing on]", cpu)
+            row_target("coldstart.import_handler_tracing_off_vs_import_boto3", "import keyfix.handler [tracing off]", cpu)
+            row_target("coldstart.first_invocation_not_kms_tracing_on_vs_import_boto3",
+                       "1st invocation: not-kms ASG [tracing on]", cpu)
+            row_target("coldstart.import_handler_peak_rss_vs_import_boto3", "import keyfix.handler [tracing on]",
+                       "rss_ratio_vs_import_boto3")
+            row_target("coldstart.first_invocation_ordinary_stop_tracing_on_vs_import_boto3",
+                       "1st invocation: ordinary EC2 stop [tracing on]", cpu)
+            invocations = [r["peak_rss_kb"] for r in cs["rows"] if r["name"].startswith("1st invocation")]
+            add("memory.peak_rss_one_invocation_mb", max(invocations) / 1024 if invocations else None)
+        art = results.get("artifact")
+        if art is not None:
+            stale = None if art["current"] else (
+                None, f"stale artifact: {len(art['stale_files'])} files differ from src/ (bench/run builds it unless "
+                      f"--no-build)")
+            on_art = "cpu_ratio_vs_artifact_import_boto3"
+            for target, name in (
+                    ("artifact.first_invocation_ordinary_stop_vs_artifact_import_boto3",
+                     "artifact: 1st invocation: ordinary EC2 stop [tracing on]"),
+                    ("artifact.first_invocation_not_kms_vs_artifact_import_boto3",
+                     "artifact: 1st invocation: not-kms ASG [tracing on]"),
+                    ("artifact.import_handler_vs_artifact_import_boto3", "artifact: import keyfix.handler [tracing on]")):
+                if not art["measurable"]:
+                    add(target, None, art["why_not_measured"])
+                else:
+                    row_target(target, name, on_art, stale)
+    art = results.get("artifact")
+    if art is not None:
+        z = art.get("size")
+        add("artifact.unzipped_mb", z and z["unzipped_mb"], z and f"{z['unzipped_kib']:,} KiB (du -sk)")
+        add("artifact.files", z and z["files"], z and f"{z['py_files']} .py, {z['pyc_files']} .pyc")
+        add("artifact.zipped_mb", z and z["zipped_mb"], "zip -9")
     irrelevant = results.get("irrelevant")
     if irrelevant is not None:
         add("irrelevant.ordinary_stop_aws_calls", irrelevant["count"])
@@ -323,24 +425,33 @@ def checks(results: dict) -> list[dict]:
                                             for r in calls.values()))
         add("calls.apply_max_beyond_minimum", max(len(r["apply_beyond_minimum"]) + len(r["apply_minimum_not_made"])
                                                   for r in calls.values()))
+    if results.get("storm") is not None:
+        for name, (value, detail) in storm_scan.storm_figures(results["storm"]).items():
+            add(name, value, detail)
+    if results.get("scan") is not None:
+        for name, (value, detail) in storm_scan.scan_figures(results["scan"]).items():
+            add(name, value, detail)
     return out
 
 
 def render_checks(items: list[dict]) -> str:
-    rows = [("target", "measured", "bound", "")]
+    rows = [("target", "measured", "bound", "", "from")]
     for c in items:
         value = "not measured" if c["value"] is None else (
+            f"{c['value']:.3f}" if isinstance(c["value"], float) and abs(c["value"]) < 0.1 else
             f"{c['value']:.2f}" if isinstance(c["value"], float) else str(c["value"]))
-        rows.append((c["target"], value, f"{c['op']} {c['bound']}",
-                     "n/a" if c["ok"] is None else ("ok" if c["ok"] else "MISSED")))
-    return "\n".join(["Targets (ratios measured in this run)"] + _table(rows))
+        verdict = ("n/a" if c["ok"] is None else "report" if c["op"] == "report" else "ok" if c["ok"] else "MISSED")
+        bound = "-" if c["op"] == "report" else f"{c['op']} {c['bound']}"
+        rows.append((c["target"], value, bound, verdict, c.get("detail") or ""))
+    return "\n".join(["Targets (ratios measured in this run)"] + _table(rows, left=(0, 4)))
 
 
-def _table(rows: list[tuple]) -> list[str]:
+def _table(rows: list[tuple], left: tuple[int, ...] = (0,)) -> list[str]:
+    """Columns padded to width: text columns (`left`) to the left, figures to the right."""
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     out = []
     for j, r in enumerate(rows):
-        cells = [str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(r, widths))]
+        cells = [str(v).ljust(w) if i in left else str(v).rjust(w) for i, (v, w) in enumerate(zip(r, widths))]
         out.append("   " + "  ".join(cells).rstrip())
         if j == 0:
             out.append("   " + "  ".join("-" * w for w in widths))
@@ -374,10 +485,11 @@ def _meta() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", action="append", choices=["policy", "coldstart", "calls", "irrelevant"],
+    ap.add_argument("--only", action="append", choices=BENCHMARKS,
                     help="run only this benchmark (repeatable); default: all")
     ap.add_argument("--check", action="store_true", help="exit 1 when a ratio target is missed, 2 when unmeasured")
-    ap.add_argument("--quick", action="store_true", help="smaller and fewer: 1000 cases, 1 round, 3 cold-start runs")
+    ap.add_argument("--quick", action="store_true",
+                    help="smaller and fewer: 1000 cases, 1 round, 3 cold-start runs, storm --smoke, a 200-group scan")
     ap.add_argument("--cases", type=int, default=4000, help="policy corpus size (default 4000)")
     ap.add_argument("--passes", type=int, default=2, help="warm passes per engine process (default 2)")
     ap.add_argument("--rounds", type=int, default=3,
@@ -385,11 +497,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=7, help="cold-start runs per process kind (default 7; median)")
     ap.add_argument("--importtime-reps", type=int, default=5)
     ap.add_argument("--no-bytecode", action="store_true", help="skip the .pyc study of the cold start")
+    ap.add_argument("--no-build", action="store_true",
+                    help="never run `make build`: a missing artifact is not measured, a stale one not checked")
     ap.add_argument("--out", type=Path, default=OUT / "results.json")
     args = ap.parse_args(argv)
     if args.quick:
         args.cases, args.passes, args.rounds, args.reps, args.importtime_reps = 1000, 2, 1, 3, 3
-    only = args.only or ["policy", "coldstart", "calls", "irrelevant"]
+    only = args.only or BENCHMARKS
 
     OUT.mkdir(parents=True, exist_ok=True)
     ignore = OUT / ".gitignore"
@@ -402,9 +516,19 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"meta": _meta(), "targets": {k: {"op": o, "bound": b} for k, (o, b) in TARGETS.items()}}
     started = time.monotonic()
     renders = []
-    for name, fn, render in (("policy", bench_policy, render_policy), ("coldstart", bench_coldstart, render_coldstart),
-                             ("calls", bench_calls, render_calls),
-                             ("irrelevant", bench_irrelevant, render_irrelevant)):
+    if "policy" in only:
+        results["policy"] = bench_policy(args, log)
+        renders.append(render_policy(results["policy"]))
+    if "coldstart" in only or "artifact" in only:
+        results["coldstart"], art = bench_coldstart(args, log, only)
+        renders.append(render_coldstart(results["coldstart"]))
+        if art is not None:
+            results["artifact"] = art
+            renders.append(render_artifact(art))
+    for name, fn, render in (("calls", bench_calls, render_calls),
+                             ("irrelevant", bench_irrelevant, render_irrelevant),
+                             ("storm", lambda a, lg: storm_scan.run_storm(a.quick, OUT, lg), storm_scan.render_storm),
+                             ("scan", lambda a, lg: storm_scan.run_scan(a.quick, lg), storm_scan.render_scan)):
         if name in only:
             results[name] = fn(args, log)
             renders.append(render(results[name]))

@@ -289,7 +289,7 @@ def measure_all(cases: list[dict], reps: int, tmp: Path, log=print) -> list[dict
                 "schema", "trigger", "causes", "modules_after_import", "modules_imported_by_invocation",
                 "boto3_imported_by_invocation")}
             # Every run's answer, not only the last: one undetermined run makes the row wrong.
-            summary["causes_seen"] = sorted({tuple(r["causes"]) for r in rs})
+            summary["causes_seen"] = [list(c) for c in sorted({tuple(r["causes"]) for r in rs})]
         if "origins" in rs[-1]:
             summary["origins"] = rs[-1]["origins"]
             summary["under_artifact"] = all(r["under_artifact"] for r in rs)
