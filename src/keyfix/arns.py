@@ -92,6 +92,20 @@ def account_of(arn: str | None) -> str | None:
     return parsed.account or None if parsed else None
 
 
+# arn:PARTITION:autoscaling:REGION:ACCOUNT:autoScalingGroup:UUID:autoScalingGroupName/NAME
+# (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2autoscaling.html,
+# resource type autoScalingGroup). A group name may itself hold "/" and ":", so the name is
+# everything after the first marker.
+GROUP_NAME_MARKER = ":autoScalingGroupName/"
+
+
+def group_name_of(resource: str | None) -> str | None:
+    """The Auto Scaling group name in a group ARN; None for any other resource."""
+    if not resource or GROUP_NAME_MARKER not in resource:
+        return None
+    return resource.split(GROUP_NAME_MARKER, 1)[1] or None
+
+
 def root_arn(account: str, partition: str = "aws") -> str:
     return f"arn:{partition}:iam::{account}:root"
 

@@ -39,6 +39,7 @@ import json
 import logging
 from collections.abc import Sequence
 
+from keyfix.arns import group_name_of
 from keyfix.render import report_text, subject
 from keyfix.report import Report
 
@@ -56,8 +57,8 @@ def _string_array(values) -> dict[str, str]:
 
 
 def _groups(reports: Sequence[Report]) -> list[str]:
-    return [f.resource.split(":autoScalingGroupName/", 1)[1] for r in reports for f in r.findings
-            if f.resource and ":autoScalingGroupName/" in f.resource]
+    names = (group_name_of(f.resource) for r in reports for f in r.findings)
+    return [name for name in names if name is not None]
 
 
 def message_attributes(report: Report, account: str, *, severity: str | None = None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keyfix.arns import Arn, ArnError
+from keyfix.arns import Arn, ArnError, group_name_of
 from keyfix.report import Finding, FixStatus, Report
 
 SUBJECT_MAX = 100  # SNS: subjects up to 100 printable ASCII characters.
@@ -20,8 +20,9 @@ def _short_key(arn: str | None) -> str:
 
 def _short_resource(resource: str) -> str:
     """"group web-asg", "volume vol-0abc", "instance i-0abc": what on-call searches for."""
-    if ":autoScalingGroupName/" in resource:
-        return "group " + resource.rsplit("/", 1)[-1]
+    group = group_name_of(resource)
+    if group is not None:
+        return "group " + group
     tail = resource.rsplit("/", 1)[-1]
     for prefix, label in (("vol-", "volume"), ("i-", "instance"), ("snap-", "snapshot"), ("ami-", "image")):
         if tail.startswith(prefix):

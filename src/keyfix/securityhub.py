@@ -48,6 +48,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from keyfix.arns import GROUP_NAME_MARKER, group_name_of
+
 log = logging.getLogger("keyfix")
 
 ENABLE_ENV = "KEYFIX_SECURITY_HUB"
@@ -96,7 +98,7 @@ def finding_id(account: str, region: str, finding: Any) -> str:
 
 def _resource_arn(resource: str, partition: str, region: str, account: str) -> tuple[str, str]:
     """(ASFF resource Type, Id) of a finding's resource (asff-resources.html: Type and Id)."""
-    if ":autoScalingGroupName/" in resource:
+    if group_name_of(resource) is not None:
         return "AwsAutoScalingAutoScalingGroup", resource
     if resource.startswith("i-"):
         return "AwsEc2Instance", f"arn:{partition}:ec2:{region}:{account}:instance/{resource}"
@@ -236,7 +238,7 @@ class Hub:
         a generated id keyfix's recovery event may not carry, so Security Hub is asked for
         resource Ids containing the name (CONTAINS, a StringFilter comparison), and only an
         exact name of this account and Region is kept."""
-        suffix = f":autoScalingGroupName/{group}"
+        suffix = f"{GROUP_NAME_MARKER}{group}"
         filters = {"ProductArn": [{"Value": self.product, "Comparison": "EQUALS"}],
                    "ResourceType": [{"Value": "AwsAutoScalingAutoScalingGroup", "Comparison": "EQUALS"}],
                    "ResourceId": [{"Value": suffix, "Comparison": "CONTAINS"}],

@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import quote
 
-from keyfix.arns import Arn, ArnError, partition_of
+from keyfix.arns import Arn, ArnError, group_name_of, partition_of
 from keyfix.report import Finding, Report
 
 CONSOLE_HOSTS = {"aws": "console.aws.amazon.com", "aws-cn": "console.amazonaws.cn",
@@ -63,8 +63,8 @@ def resource_link(resource: str | None, region: str | None = None) -> str | None
     if base is None or not resource:
         return None
     ec2 = f"{base}/ec2/home?region={region}#"
-    if ":autoScalingGroupName/" in resource:
-        name = resource.split(":autoScalingGroupName/", 1)[1]
+    name = group_name_of(resource)
+    if name is not None:
         return f"{ec2}AutoScalingGroupDetails:id={quote(name, safe='')};view=details"
     tail = resource.rsplit("/", 1)[-1]
     if tail.startswith("i-"):

@@ -31,6 +31,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from keyfix.arns import group_name_of
+
 log = logging.getLogger("keyfix")
 
 FINDING_PREFIX = "finding#"
@@ -61,12 +63,6 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _group(resource: str | None) -> str | None:
-    if resource and ":autoScalingGroupName/" in resource:
-        return resource.split(":autoScalingGroupName/", 1)[1] or None
-    return None
-
-
 def pack_event(raw: Any) -> str | None:
     text = json.dumps(raw, separators=(",", ":"), default=str)
     packed = base64.b64encode(zlib.compress(text.encode("utf-8"), 9)).decode("ascii")
@@ -94,7 +90,7 @@ def finding_items(report: Any, raw: Any, now: float, days: int) -> list[dict[str
             "finding": {"S": json.dumps(finding.to_dict(), separators=(",", ":"), default=str)},
             "expiration": {"N": str(int(now) + days * 86400)},
         }
-        group = _group(finding.resource)
+        group = group_name_of(finding.resource)
         if group:
             item["finding_group"] = {"S": group}
         if len(report_json) <= KEEP_MAX_BYTES:
