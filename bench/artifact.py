@@ -155,9 +155,10 @@ def _host_wheel(name: str, version: str, wheels: Path) -> Path:
     return found[-1]
 
 
-def host_twin(artifact: Path, out_dir: Path, log) -> dict:
+def host_twin(artifact: Path, out_dir: Path, log, wheels: Path | None = None) -> dict:
     """The directory to measure: the artifact itself when every extension module loads here,
-    otherwise its host twin. {"dir", "replaced": [{"file", "with", "wheel"}]}."""
+    otherwise its host twin in out_dir (wheels cached in `wheels`, by default out_dir/wheels).
+    {"dir", "twin", "replaced": [{"file", "with", "wheel"}]}."""
     foreign = foreign_extensions(artifact)
     if not foreign:
         return {"dir": str(artifact), "twin": False, "replaced": []}
@@ -170,7 +171,7 @@ def host_twin(artifact: Path, out_dir: Path, log) -> dict:
     replaced = []
     for rel in foreign:
         name, version = distribution_of(artifact, rel)
-        wheel = _host_wheel(name, version, out_dir / "wheels")
+        wheel = _host_wheel(name, version, wheels or out_dir / "wheels")
         folder, module = rel.rpartition("/")[0], rel.rpartition("/")[2].split(".")[0]
         with zipfile.ZipFile(wheel) as archive:
             members = [m for m in archive.namelist() if m.rpartition("/")[0] == folder

@@ -7,6 +7,7 @@ counts are asserted (decisions, AWS calls, outcomes), never a time: timings belo
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -71,3 +72,44 @@ def test_p1_p5_cold_start_rows_run_and_reach_their_outcomes():
         assert rows[f"1st invocation: not-kms ASG [tracing {tracing}]"][0] == ["not-kms"]
         assert rows[f"1st invocation: unrecognised [tracing {tracing}]"][0] == []
     assert all(rss > 0 for _, rss in rows.values())
+
+
+def _bench_module(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.server
+def test_p6_scan_json_reads_into_bench_run_targets():
+    """bench/run reads bench/scan.py's JSON (another engineer's script): its field names must hold."""
+    figures = _bench_module("storm_scan").scan_figures(_run(str(BENCH / "scan.py"), "--smoke"))
+    assert figures["scan.calls_beyond_minimum"][0] == 0
+    assert isinstance(figures["scan.scan_time_vs_calls_x_median_call"][0], float)
+    assert isinstance(figures["scan.model_share_of_scan"][0], float)
+
+
+@pytest.mark.server
+def test_artifact_cold_start_rows_load_from_the_artifact_and_reach_their_outcomes(tmp_path):
+    """The built artifact's rows (what `make test` builds before the tests), counts only. An
+    arm64 artifact runs as its host twin, whose wheels must already be in bench/out/wheels
+    (bench/run fetches them; a test reaches nothing beyond 127.0.0.1)."""
+    artifact = _bench_module("artifact")
+    if not artifact.state()["exists"]:
+        pytest.skip("no .aws-sam/build/KeyfixFunction: `make build` (make test builds it first)")
+    for rel in artifact.foreign_extensions(artifact.ARTIFACT):
+        name, version = artifact.distribution_of(artifact.ARTIFACT, rel)
+        if not list((BENCH / "out" / "wheels").glob(f"{name}-{version}-*.whl")):
+            pytest.skip(f"{rel} is built for another machine and {name} {version}'s wheel for this one is not in "
+                        "bench/out/wheels: run `bench/run --only artifact` once")
+    code = ("import json, sys; from pathlib import Path; sys.path.insert(0, 'bench'); import artifact, coldstart; "
+            f"twin = artifact.host_twin(artifact.ARTIFACT, Path({str(tmp_path)!r}), lambda m: None, "
+            "wheels=Path('bench/out/wheels')); "
+            "r = coldstart.run(reps=1, log=lambda m: None, venv_rows=False, artifact=Path(twin['dir'])); "
+            "print(json.dumps([[x['name'], x.get('causes_seen'), x.get('under_artifact')] for x in r['rows']]))")
+    rows = {name: (causes, under) for name, causes, under in _run("-c", code)}
+    assert rows["artifact: 1st invocation: not-kms ASG [tracing on]"] == ([["not-kms"]], True)
+    assert rows["artifact: 1st invocation: ordinary EC2 stop [tracing on]"] == ([["not-kms"]], True)
+    assert rows["artifact: import boto3"][1] is True
+    assert rows["artifact: import keyfix.handler [tracing on]"][1] is True
