@@ -49,6 +49,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from keyfix.arns import GROUP_NAME_MARKER, group_name_of
+from keyfix.utc import iso_ms
 
 log = logging.getLogger("keyfix")
 
@@ -75,7 +76,7 @@ def product_arn(partition: str, region: str, account: str) -> str:
 
 
 def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_ms(when.timestamp())
 
 
 def _parse(text: Any) -> datetime | None:

@@ -16,7 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from keyfix.events.autoscaling import kms_related
-from keyfix.followup.state import epoch_of, iso
+from keyfix.followup.state import epoch_of
+from keyfix.utc import iso
 
 # One page: a follow-up looks at the last ten minutes of one group.
 MAX_RECORDS = 50

@@ -42,7 +42,8 @@ from keyfix.followup.schedule import (
     queue_url,
     send,
 )
-from keyfix.followup.state import FollowUpTable, chain_id, epoch_of, event_digest, iso
+from keyfix.followup.state import FollowUpTable, chain_id, epoch_of, event_digest
+from keyfix.utc import iso
 from keyfix.report import Cause, EventRef, Finding, Mode, Report, Trigger
 
 log = logging.getLogger("keyfix")

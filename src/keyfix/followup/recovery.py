@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from keyfix.followup.state import FollowUpTable, epoch_of, iso
+from keyfix.followup.state import FollowUpTable, epoch_of
+from keyfix.utc import iso
 from keyfix.report import Report
 
 log = logging.getLogger("keyfix")

@@ -28,7 +28,8 @@ import os
 from typing import Any
 
 from keyfix.events.followup import MAX_ATTEMPTS, SCHEMA
-from keyfix.followup.state import FollowUpTable, chain_id, epoch_of, event_digest, iso
+from keyfix.followup.state import FollowUpTable, chain_id, epoch_of, event_digest
+from keyfix.utc import iso
 from keyfix.report import Cause, Trigger
 
 log = logging.getLogger("keyfix")

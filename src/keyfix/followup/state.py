@@ -26,6 +26,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from keyfix.utc import iso, iso_ms
+
 FOLLOWUP_PREFIX = "followup#"
 REPAIR_PREFIX = "repair#"
 # A chain lives at most ~10 minutes; its record is kept a day so that further failures of the
@@ -34,15 +36,6 @@ CHAIN_RECORD_SECONDS = 24 * 3600
 # A repair waits this long for the group's next successful launch (a group may sit at its
 # desired capacity for days before it scales out again).
 REPAIR_RECORD_SECONDS = 14 * 24 * 3600
-
-
-def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def iso_ms(epoch: float) -> str:
-    """With milliseconds: a repair and the group's next activity often fall in the same second."""
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def epoch_of(text: str | None) -> float | None:

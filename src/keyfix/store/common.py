@@ -7,8 +7,9 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
+
+from keyfix.utc import iso as _iso  # noqa: F401 - the store modules' name for it
 
 LOCK_PREFIX = "lock#"
 CHANGE_PREFIX = "change#"
@@ -53,10 +54,6 @@ def finding_fingerprint(account: str | None, principal_or_group: str | None, key
     """Stable sha256 hex of what a finding is about (not when, not which event)."""
     parts = [account or "", principal_or_group or "", key_arn or "", str(cause or "")]
     return hashlib.sha256(json.dumps(parts, separators=(",", ":")).encode("utf-8")).hexdigest()
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _as_dict(obj: Any) -> Any:

@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from keyfix.arns import group_name_of
+from keyfix.utc import iso_ms as _iso
 
 log = logging.getLogger("keyfix")
 
@@ -57,10 +58,6 @@ def retention_days(env: Mapping[str, str] | None = None) -> int:
         log.warning("%s=%r is not a number of days; keeping findings %d days", RETENTION_ENV, raw, DEFAULT_RETENTION_DAYS)
         return DEFAULT_RETENTION_DAYS
     return min(max(days, 1), 3650)
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def pack_event(raw: Any) -> str | None:
