@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from functools import lru_cache
 
 from keyfix.arns import account_of
 from keyfix.resolve.facts import AccessNeed, KeyFacts, PrincipalFacts, Situation
@@ -84,7 +85,7 @@ def resolve_context(gw: AwsGateway, s: Situation) -> None:
 def _with_context(gw: AwsGateway, s: Situation, need: AccessNeed) -> AccessNeed:
     key = s.keys.get(need.key_arn)
     principal = s.principals.get(need.principal)
-    mentioned = _mentioned(key, principal)
+    mentioned = _mentioned_once(gw, key, principal)
     home = gw.account
     context = dict(need.context)
     unknown: list[str] = list(ALWAYS_UNKNOWN)
@@ -162,6 +163,20 @@ def _tags_read(key: KeyFacts, home: str | None) -> bool:
             and not any("ListResourceTags" in reason for reason in key.unreadable))
 
 
+def _mentioned_once(gw: AwsGateway, key: KeyFacts | None, principal: PrincipalFacts | None) -> str:
+    """`_mentioned`, once per pair of facts in this gateway's life: a scan asks it for every
+    group on the same key and role (issue #14, P6). The facts are frozen and memoised by
+    keyfix.resolve.kms / iam for the pass; the entry holds them, so their ids are not reused
+    while it lives, and it goes when `gw.memo` is cleared (facts re-read: a new pair)."""
+    memo_key = ("context.mentioned", id(key), id(principal))
+    found = gw.memo.get(memo_key)
+    if found is not None and found[0] is key and found[1] is principal:
+        return found[2]
+    text = _mentioned(key, principal)
+    gw.memo[memo_key] = (key, principal, text)
+    return text
+
+
 def _mentioned(key: KeyFacts | None, principal: PrincipalFacts | None) -> str:
     """The policies in force, lower-cased: condition keys and policy variables show in it."""
     documents: list[object] = []
@@ -176,7 +191,14 @@ def _mentioned(key: KeyFacts | None, principal: PrincipalFacts | None) -> str:
 
 def _not_given(unknown: list[str], context: dict[str, str | list[str]]) -> tuple[str, ...]:
     """A key is given or unknown, never both (keyfix.policy.request)."""
-    given = {k.lower() for k in context}
+    return _not_given_names(tuple(unknown), tuple(context))
+
+
+@lru_cache(maxsize=1024)
+def _not_given_names(unknown: tuple[str, ...], context_keys: tuple[str, ...]) -> tuple[str, ...]:
+    # Depends on names only, and a pass meets few distinct lists (one per kind of principal
+    # and key): remembered, as a scan asks it for every group (issue #14, P6).
+    given = {k.lower() for k in context_keys}
     out = []
     for name in dict.fromkeys(unknown):
         lowered = name.lower()
