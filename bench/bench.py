@@ -378,7 +378,9 @@ def checks(results: dict) -> list[dict]:
                 problem = (False, f"answered {r.get('causes_seen')}, expected {expect}: the row measures nothing")
             elif r.get("under_artifact") is False:
                 problem = (False, f"loaded from outside the artifact: {r.get('origins')}")
-            add(target, r[field], f"{r['cpu_s'] * 1000:.0f} ms CPU", problem)
+            made_of = (f"{r['peak_rss_kb'] / 1024:.1f} MB peak" if field.startswith("rss")
+                       else f"{r['cpu_s'] * 1000:.0f} ms CPU")
+            add(target, r[field], made_of, problem)
 
         # Time targets use the median CPU-time ratio: on a shared machine or CI runner, wall
         # time of short processes swings with other load, CPU time much less (both are shown).
