@@ -126,10 +126,12 @@ def structured_message(report: Report) -> str:
                https_variant(chat, text + SEPARATOR + json_part))
 
 
-def _send(gw, topic_arn: str, subject_line: str, message: str, attributes, *, structured: bool = True,
-          kind: str | None = None) -> bool:
-    """Publish; False (logged) when SNS refused. `structured`: `message` is a per-protocol
-    JSON document (MessageStructure=json), else plain text; `kind` only names it in the log."""
+def send(gw, topic_arn: str, subject_line: str, message: str, attributes, *, structured: bool = True,
+         kind: str | None = None) -> bool:
+    """keyfix's one SNS sender (reports, digests, follow-up notices, the organisation's
+    proposals and answers). Publish; False (logged) when SNS refused. `structured`: `message`
+    is a per-protocol JSON document (MessageStructure=json), else plain text; `kind` only
+    names it in the log."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     extra = {"MessageStructure": "json"} if structured else {}
@@ -152,7 +154,7 @@ def publish(report: Report, topic_arn: str, gw, account: str) -> bool:
         log.error("SNS publish to %s skipped: %s", topic_arn, exc)
         return False
     owners = owners_to_tell(report, gw, account)
-    return _send(gw, topic_arn, subject(report), message,
+    return send(gw, topic_arn, subject(report), message,
                  message_attributes(report, account, owners=owners))
 
 
@@ -241,6 +243,6 @@ def publish_digest(reports: Sequence[Report], topic_arn: str, gw, account: str, 
             log.error("SNS digest to %s skipped: %s", topic_arn, exc)
             ok = False
             continue
-        ok = _send(gw, topic_arn, title_line, message,
+        ok = send(gw, topic_arn, title_line, message,
                    message_attributes(chunk[0], account, reports=chunk, kind="digest")) and ok
     return ok

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from keyfix.notify import SEPARATOR, _send, message_attributes
+from keyfix.notify import SEPARATOR, message_attributes, send
 from keyfix.render import report_text
 from keyfix.report import Report
 
@@ -57,5 +57,5 @@ def publish(gw: Any, topic_arn: str | None, subject: str, text: str, report: Rep
         return False
     attributes = message_attributes(report, account)
     attributes["followup"] = {"DataType": "String", "StringValue": kind}
-    return _send(gw, topic_arn, subject, text + SEPARATOR + json.dumps(report.to_dict(), indent=2), attributes,
+    return send(gw, topic_arn, subject, text + SEPARATOR + json.dumps(report.to_dict(), indent=2), attributes,
                  structured=False, kind=kind)

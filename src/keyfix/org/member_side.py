@@ -120,12 +120,10 @@ def handle_outcome(raw: Any, settings, gw) -> dict[str, Any]:
         subject = f"[keyfix] key owner {owner}: {outcome.status} our proposal"[:100]
         message = (f"The key owner {owner} answered keyfix's proposal for {outcome.key_arn}: {outcome.status}.\n"
                    f"Why: {outcome.reason}\n\n----- keyfix.org-outcome/1 (JSON) -----\n" + json.dumps(result, indent=1))
-        try:
-            gw.client("sns").publish(TopicArn=settings.sns_topic_arn, Subject=subject, Message=message,
-                                     MessageAttributes={"status": {"DataType": "String", "StringValue": outcome.status},
-                                                        "account": {"DataType": "String", "StringValue": owner}})
-            result["notified"] = True
-        except Exception:  # noqa: BLE001
-            log.exception("could not notify on-call of the owner's outcome")
-            result["notified"] = False
+        from keyfix.notify import send
+
+        result["notified"] = send(gw, settings.sns_topic_arn, subject, message, structured=False,
+                                  kind="key owner's outcome", attributes={
+                                      "status": {"DataType": "String", "StringValue": outcome.status},
+                                      "account": {"DataType": "String", "StringValue": owner}})
     return result

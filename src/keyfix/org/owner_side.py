@@ -320,13 +320,13 @@ def _notify(decision: Decision, settings, gw) -> None:
         lines.append("The statements keyfix would add: "
                      + " ; ".join(docs.cli_add_key_policy_statements(doc["key_arn"], decision.statements)))
     message = "\n".join(lines) + f"\n\n----- {RESULT_SCHEMA} (JSON) -----\n" + json.dumps(doc, indent=1)
-    try:
-        gw.client("sns").publish(TopicArn=topic, Subject=subject, Message=message[:250_000], MessageAttributes={
-            "status": {"DataType": "String", "StringValue": decision.status},
-            "account": {"DataType": "String", "StringValue": decision.sender or "unknown"}})
-        decision.notified = True
-    except Exception:  # noqa: BLE001 - the decision stands; the log and the reply still carry it
-        log.exception("could not notify on-call of proposal %s", doc["proposal_id"])
+    from keyfix.notify import send
+
+    # A refused publish is logged by send(); the decision stands, and the reply still carries it.
+    decision.notified = send(gw, topic, subject, message[:250_000], structured=False,
+                             kind=f"proposal {doc['proposal_id']}", attributes={
+                                 "status": {"DataType": "String", "StringValue": decision.status},
+                                 "account": {"DataType": "String", "StringValue": decision.sender or "unknown"}})
 
 
 def reply_bus(proposal: messages.Proposal, org: OrgSettings, partition: str) -> str:
