@@ -53,7 +53,6 @@ Otherwise keyfix notifies this account's on-call with the proposal (status `prop
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,7 +63,6 @@ from keyfix.org.settings import OrgConfigError, OrgSettings, bus_arn, bus_arn_pa
 from keyfix.remedies import documents as docs
 from keyfix.report import Cause, Finding, Fix, FixKind, FixStatus, Mode
 
-log = logging.getLogger("keyfix")
 
 RESULT_SCHEMA = "keyfix.org-proposal/1"
 # The EBS use actions keyfix may give (remedies.documents) and the one grant action.
