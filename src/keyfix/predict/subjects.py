@@ -56,7 +56,13 @@ class Page:
 def group_page(gw: AwsGateway, region: str, token: str | None, *, names: list[str] | None = None) -> Page:
     """One page of DescribeAutoScalingGroups, at the largest page size. Raises AwsError (the
     caller backs off, or reports what it could not list). Not memoised: a sweep lists once."""
-    params: dict[str, Any] = {"MaxRecords": GROUP_PAGE_SIZE}
+    # IncludeInstances=false: keyfix reads a group's launch template or configuration and its
+    # service-linked role, never its instances, and AWS says instance details are what gets
+    # this call throttled for groups with many instances ("To help prevent throttling, you can
+    # set the IncludeInstances parameter to false":
+    # https://docs.aws.amazon.com/cli/latest/reference/autoscaling/; the parameter:
+    # https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_DescribeAutoScalingGroups.html).
+    params: dict[str, Any] = {"MaxRecords": GROUP_PAGE_SIZE, "IncludeInstances": False}
     if names:
         params["AutoScalingGroupNames"] = names
     if token:
