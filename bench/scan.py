@@ -246,6 +246,33 @@ def check(result: dict) -> list[str]:
     return missed
 
 
+RUN_FIGURES = ("scan_s", "calls", "median_call_s", "scan_time_vs_calls_x_median_call",
+               "calls_sum_vs_calls_x_median_call", "outside_calls_s", "client_creation_s", "model_share_of_scan")
+
+
+def several_runs(runs: int, groups: int, templates: int, keys: int) -> dict:
+    """`runs` cold scans, one process each: a second scan in the same process would find keyfix's
+    and botocore's caches warm, which a `keyfix scan` never does. The run with the median ratio
+    stands for all (a noisy machine moves single runs by 0.1-0.3), every run is listed."""
+    import subprocess
+
+    argv = [sys.executable, str(Path(__file__).resolve()), "--groups", str(groups), "--templates", str(templates),
+            "--keys", str(keys)]
+    results = []
+    for _ in range(runs):
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        try:
+            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        except (IndexError, ValueError):
+            return {"error": f"a run printed no JSON (exit {done.returncode})", "stderr_tail": done.stderr[-2000:],
+                    "missed": ["a run failed"]}
+    ranked = sorted(results, key=lambda r: r.get("scan_time_vs_calls_x_median_call") or math.inf)
+    chosen = dict(ranked[(len(ranked) - 1) // 2])
+    chosen["runs"] = [{name: r.get(name) for name in RUN_FIGURES} for r in results]
+    chosen["missed"] = check(chosen)
+    return chosen
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--groups", type=int, default=1000)
@@ -253,9 +280,19 @@ def main() -> int:
     ap.add_argument("--keys", type=int, default=50)
     ap.add_argument("--smoke", action="store_true", help="40 groups, 8 templates, 4 keys")
     ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="N whole scans, each in a fresh process on a fresh server; prints the run whose ratio "
+                         "is the median, with every run's figures under 'runs'")
     args = ap.parse_args()
     if args.smoke:
         args.groups, args.templates, args.keys = 40, 8, 4
+    if args.runs < 1:
+        ap.error("--runs must be at least 1")
+    if args.runs > 1:
+        result = several_runs(args.runs, args.groups, args.templates, args.keys)
+        json.dump(result, sys.stdout)
+        sys.stdout.write("\n")
+        return 1 if args.check and result["missed"] else 0
     import io
     from contextlib import redirect_stdout
 
