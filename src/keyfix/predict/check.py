@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from keyfix.diagnose import diagnose
 from keyfix.events.incident import Incident
+from keyfix.predict.diagnosis_memo import diagnose_once
 from keyfix.predict.subjects import Subject
 from keyfix.report import Cause, Finding, Trigger
 from keyfix.resolve import resolve
@@ -63,7 +64,8 @@ def check(subject: Subject, gw: AwsGateway, *, trigger: Trigger, event_id: str, 
         incident = synthetic_incident(subject, trigger=trigger, event_id=event_id, source=source,
                                       detail_type=detail_type, account=account, region=region)
     situation = resolve(incident, gw, group=subject.group)
-    findings = diagnose(situation)
+    # Groups on the same key and template are one question to the model (issue #14, P6).
+    findings = diagnose_once(situation, (subject.name, subject.arn), gw.memo, diagnose)
     predicted = subject.failure is None
     for finding in findings:
         finding.resource = subject.arn or finding.resource
