@@ -123,6 +123,26 @@ def model_clock():
 
 
 @contextlib.contextmanager
+def server_requests():
+    """Every request the in-process moto server answers: the honesty check on the call count
+    (a request sent past botocore, or a retry, would show as more requests than calls)."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    seen = [0]
+    original = DomainDispatcherApplication.__call__
+
+    def counting(self, environ, start_response):
+        seen[0] += 1
+        return original(self, environ, start_response)
+
+    DomainDispatcherApplication.__call__ = counting
+    try:
+        yield seen
+    finally:
+        DomainDispatcherApplication.__call__ = original
+
+
+@contextlib.contextmanager
 def client_clock():
     """Seconds botocore spent building clients (botocore.session.Session.create_client)."""
     import botocore.session
@@ -200,7 +220,8 @@ def run(groups: int, templates: int, keys: int) -> dict:
         build_s = time.perf_counter() - t0
         os.environ["AWS_ENDPOINT_URL"] = url
         gw = AwsGateway(region=REGION)
-        with timed_api_calls() as calls, model_clock() as model, client_clock() as clients:
+        with server_requests() as requests, timed_api_calls() as calls, model_clock() as model, \
+                client_clock() as clients:
             start = time.perf_counter()
             outcome, account, region = scan(Settings.from_env(), gw)
             scan_s = time.perf_counter() - start
@@ -225,6 +246,7 @@ def run(groups: int, templates: int, keys: int) -> dict:
         "calls_beyond_minimum": len(calls) - sum(wanted.values()),
         "median_call_s": median_call, "calls_x_median_call_s": len(calls) * median_call,
         "scan_time_vs_calls_x_median_call": scan_s / (len(calls) * median_call) if calls and median_call else None,
+        "server_requests": requests[0],
         "calls_sum_s": calls_s,
         "calls_sum_vs_calls_x_median_call": calls_s / (len(calls) * median_call) if calls and median_call else None,
         "outside_calls_s": scan_s - calls_s, "client_creation_s": clients[0],
@@ -238,6 +260,9 @@ def run(groups: int, templates: int, keys: int) -> dict:
 
 def check(result: dict) -> list[str]:
     missed = []
+    if result.get("server_requests") != result.get("calls"):
+        missed.append(f"the server answered {result.get('server_requests')} requests, botocore counted "
+                      f"{result.get('calls')} calls: the figures do not describe the scan")
     for name, (op, bound) in TARGETS.items():
         value = result.get(name)
         ok = value is not None and (value <= bound if op == "<=" else value >= bound)

@@ -23,3 +23,7 @@ def test_scan_reads_each_key_template_image_and_role_once_and_predicts_every_bro
     assert out["calls_by_operation"] == out["minimum_by_operation"]  # exactly the documented minimum
     assert out["calls"] == out["minimum"] == 1 + 1 + 8 + 1 + 3 * 4 + 1 + 1 + 1
     assert out["predicted_failures"] == out["expected_broken_groups"] == 10
+    # Every request the server answered was counted at botocore, and the timing covers each call.
+    assert out["server_requests"] == out["calls"]
+    assert {op: v["calls"] for op, v in out["call_time_by_operation"].items()} == out["calls_by_operation"]
+    assert "server answered" not in " ".join(out["missed"])
