@@ -71,11 +71,33 @@ class _Entry:
     held: list[Any]  # the facts the fingerprint names by id: kept alive with it
 
     def findings_for(self, names: tuple[str, ...]) -> list[Finding]:
-        findings = copy.deepcopy(self.findings)
+        findings = [_copy(f) for f in self.findings]
         for finding in findings:
             if finding.resource in self.names:
                 finding.resource = names[self.names.index(finding.resource)]
         return findings
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of a Finding (and its Fixes) that shares only immutable values: as
+    copy.deepcopy, without its bookkeeping for the common fields (strings, lists of strings)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {}
+        for name in _field_names(type(value)):
+            field = getattr(value, name)
+            if field is None or isinstance(field, (str, bool, int, float, Enum)):
+                continue  # immutable: shared
+            if type(field) is list and all(type(v) is str for v in field):
+                changes[name] = list(field)
+            elif type(field) is list:
+                changes[name] = [_copy(v) for v in field]
+            else:
+                changes[name] = copy.deepcopy(field)
+        try:
+            return dataclasses.replace(value, **changes)
+        except (TypeError, ValueError):  # a field replace() cannot set: the slow way
+            return copy.deepcopy(value)
+    return copy.deepcopy(value)
 
 
 def _freeze(value: Any, names: tuple[str, ...], held: list[Any]) -> Any:
@@ -104,7 +126,14 @@ def _freeze(value: Any, names: tuple[str, ...], held: list[Any]) -> Any:
             raise _Unfrozen(kind.__name__) from exc
         return (kind.__name__,) + tuple(_freeze(v, names, held) for v in items)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return (kind.__name__,) + tuple(_freeze(getattr(value, name), names, held) for name in _field_names(kind))
+        out: list[Any] = [kind.__name__]
+        for name in _field_names(kind):
+            field = getattr(value, name)
+            if type(field) is str and field not in names:  # most fields: said inline, not by a call
+                out.append(field)
+            else:
+                out.append(_freeze(field, names, held))
+        return tuple(out)
     raise _Unfrozen(kind.__name__)
 
 
