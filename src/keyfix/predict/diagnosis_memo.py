@@ -129,7 +129,7 @@ def _freeze(value: Any, names: tuple[str, ...], held: list[Any]) -> Any:
         out: list[Any] = [kind.__name__]
         for name in _field_names(kind):
             field = getattr(value, name)
-            if type(field) is str and field not in names:  # most fields: said inline, not by a call
+            if field is None or (type(field) is str and field not in names):  # most fields: inline, no call
                 out.append(field)
             else:
                 out.append(_freeze(field, names, held))
