@@ -2,6 +2,7 @@
 
     python bench/scan.py [--groups 1000 --templates 200 --keys 50] [--check]   # one JSON object on stdout
     python bench/scan.py --smoke                                              # 40 groups, 8 templates, 4 keys
+    python bench/scan.py --runs 3 [--check]        # 3 cold scans (fresh process and server each): the median run
 
 The account: KEYS keys (every 10th with a root-only key policy, so its groups would fail:
 seed A1), TEMPLATES launch templates (one version each; template t's root volume on key
@@ -16,7 +17,9 @@ Measured:
 - the scan's wall time; the time inside the model (keyfix.policy: parsing policies, resolving
   a request's derived context and evaluating it, accumulated around Policy.parse,
   evaluate.resolve_request, layers.collect and evaluate._decide, outermost call only);
-- the minimum (below), and the scan time against calls x the median call time of this run.
+- the minimum (below), and the scan time against calls x the median call time of this run;
+- the requests the server answered during the scan: they must equal the calls counted (a
+  request sent past botocore, or a retry, would escape calls x median), else it is a miss.
 
 What the ratio leaves to keyfix. Calls are not all median calls: a DescribeAutoScalingGroups
 page of 100 groups costs ~10x the median (the server serialises, botocore parses 100 groups),
