@@ -48,10 +48,12 @@ def diagnose_once(situation: Situation, subject_names: tuple[str, ...], memo: di
                   diagnose: Callable[[Situation], list[Finding]]) -> list[Finding]:
     """`diagnose(situation)`, or a copy of the findings of an earlier subject whose situation
     differed only in the subject (`subject_names`: its name and ARN, empty strings ignored)."""
-    names = tuple(n for n in subject_names if n)
+    # An empty name or ARN is no name (None), kept in its place: the findings' resource maps
+    # position to position, and only subjects with the same names present share a diagnosis.
+    names = tuple(n or None for n in subject_names)
     held: list[Any] = []
     try:
-        fingerprint = _freeze(situation, names, held)
+        fingerprint = (tuple(n is None for n in names), _freeze(situation, names, held))
     except _Unfrozen:
         return diagnose(situation)
     entries: dict[Any, _Entry] = memo.setdefault(MEMO_KEY, {})
@@ -67,10 +69,10 @@ def diagnose_once(situation: Situation, subject_names: tuple[str, ...], memo: di
 @dataclasses.dataclass
 class _Entry:
     findings: list[Finding]
-    names: tuple[str, ...]  # the subject they were diagnosed for
+    names: tuple[str | None, ...]  # the subject they were diagnosed for
     held: list[Any]  # the facts the fingerprint names by id: kept alive with it
 
-    def findings_for(self, names: tuple[str, ...]) -> list[Finding]:
+    def findings_for(self, names: tuple[str | None, ...]) -> list[Finding]:
         findings = [_copy(f) for f in self.findings]
         for finding in findings:
             if finding.resource in self.names:
@@ -151,7 +153,8 @@ def names_absent(values: tuple[str, ...], names: tuple[str, ...]) -> bool:
     return not any(name in values for name in names)
 
 
-def _reusable(findings: list[Finding], names: tuple[str, ...]) -> bool:
+def _reusable(findings: list[Finding], names: tuple[str | None, ...]) -> bool:
+    names = tuple(n for n in names if n is not None)
     if not names:
         return True
     for finding in findings:

@@ -264,3 +264,19 @@ def test_a_name_inside_a_resource_is_not_rewritten_but_diagnosed_afresh():
         (finding,) = diagnose_once(situation(name, "broken"), (name, group_arn(name)), memo, volume_of_group)
         assert finding.resource == f"{name}/vol-1"
     assert len(diagnosed) == 2
+
+
+def test_a_subject_without_an_arn_shares_only_with_subjects_without_one():
+    """An empty ARN is no name: the findings' resource still maps to the right subject."""
+    memo: dict = {}
+    diagnosed: list[int] = []
+
+    def ask(name: str, arn: str) -> list[Finding]:
+        s = situation(name, "gone", resource=False)
+        return diagnose_once(s, (name, arn), memo, lambda sit: diagnosed.append(1) or diagnose(sit))
+
+    assert [f.resource for f in ask("web", group_arn("web"))] == ["web"]
+    assert [f.resource for f in ask("api-prod", "")] == ["api-prod"]
+    assert [f.resource for f in ask("batch_7", "")] == ["batch_7"]
+    assert [f.resource for f in ask("web-2", group_arn("web-2"))] == ["web-2"]
+    assert len(diagnosed) == 2  # one with an ARN, one without
