@@ -17,7 +17,7 @@ from keyfix.arns import partition_of
 from keyfix.events.autoscaling import LAUNCH_UNSUCCESSFUL, kms_related
 from keyfix.events.incident import Incident
 from keyfix.report import Trigger
-from keyfix.resolve import KMS_STATE_REASONS
+from keyfix.resolve.state_reasons import is_kms_state_reason
 from keyfix.resolve.gateway import AwsGateway
 
 # DescribeAutoScalingGroups' largest page: MaxRecords "The default value is 50 and the
@@ -89,8 +89,7 @@ def instance_page(gw: AwsGateway, region: str, account: str, token: str | None) 
 
 def kms_state_reason(instance: dict[str, Any]) -> bool:
     reason = instance.get("StateReason") or {}
-    text = f"{reason.get('Code') or ''} {reason.get('Message') or ''}"
-    return any(marker in text for marker in KMS_STATE_REASONS)
+    return is_kms_state_reason(str(reason.get("Code") or ""), str(reason.get("Message") or ""))
 
 
 def instance_subject(instance: dict[str, Any], account: str, region: str) -> Subject:

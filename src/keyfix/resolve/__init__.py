@@ -30,7 +30,6 @@ _EXPORTS = {
     "AwsGateway": "gateway",
     "read_key": "kms",
     "read_principal": "iam",
-    "KMS_STATE_REASONS": "state_reasons",
 }
 
 __all__ = sorted(_EXPORTS)
