@@ -14,8 +14,10 @@ group are the findings for every group whose Situation is the same apart from th
   a throttled read (the sweep clears `gw.memo`) are a new question. The memo lives in
   `gw.memo` too, so it is cleared with them, and it holds the facts it was keyed on, so
   their ids cannot be reused while it lives;
-- a diagnosis is reused only when the subject's name appears nowhere in its findings
-  except as a finding's whole `resource` (where keyfix.diagnose puts `need.resource` or the
+- a diagnosis is reused only when the subject's name appears nowhere in its findings,
+  in any form keyfix shows a value in (as written; quoted and cut as keyfix.names.InvalidName
+  shows one: a diagnosis that rejects the name holds for that name alone), except as a
+  finding's whole `resource` (where keyfix.diagnose puts `need.resource` or the
   incident's group); on reuse that field is the new subject's. Anything else (a group
   name inside a CLI line, a name too short to tell apart from other text) is diagnosed
   afresh.
@@ -31,6 +33,7 @@ from collections.abc import Callable, Iterator
 from enum import Enum
 from typing import Any
 
+from keyfix.names import _MAX_SHOWN
 from keyfix.report import Finding
 from keyfix.resolve.facts import KeyFacts, PrincipalFacts, Situation
 
@@ -157,13 +160,21 @@ def _reusable(findings: list[Finding], names: tuple[str | None, ...]) -> bool:
     names = tuple(n for n in names if n is not None)
     if not names:
         return True
+    shown = {form for name in names for form in _shown(name)}
     for finding in findings:
         for place, text in _strings(finding):
             if place == "resource" and text in names:
                 continue
-            if any(name in text for name in names):
+            if any(form in text for form in shown):
                 return False
     return True
+
+
+def _shown(name: str) -> set[str]:
+    """Every form a finding can show `name` in: as written, and as keyfix.names.InvalidName
+    quotes an offending value (repr, cut to _MAX_SHOWN characters; either quote)."""
+    cut = name[:_MAX_SHOWN]
+    return {cut, repr(cut)[1:-1], repr(name)[1:-1], repr(cut + '"')[1:-2], repr(cut + "'")[1:-2]}
 
 
 def _strings(value: Any, place: str = "") -> Iterator[tuple[str, str]]:

@@ -280,3 +280,22 @@ def test_a_subject_without_an_arn_shares_only_with_subjects_without_one():
     assert [f.resource for f in ask("batch_7", "")] == ["batch_7"]
     assert [f.resource for f in ask("web-2", group_arn("web-2"))] == ["web-2"]
     assert len(diagnosed) == 2  # one with an ARN, one without
+
+
+@pytest.mark.parametrize("first", ["snap-" + "0" * 100, "snap-a\\b", "snap-x'y\"z"])
+def test_a_name_the_findings_show_quoted_or_cut_is_never_shared(first):
+    """keyfix.names.InvalidName quotes an offending value with repr, cut to 80 characters: a
+    group with no ARN named like a bad snapshot id is diagnosed as "a resource AWS would never
+    accept" (the re-encrypt fix reads its resource). That diagnosis shows the name only quoted
+    or cut, and holds only for that name: another group gets its own (here an AWS managed key
+    of another account: re-encrypt), never the first one's, nor its name."""
+    foreign_aws = KeyFacts(arn=f"arn:aws:kms:{REGION}:{OTHER}:key/55555555-5555-4555-8555-555555555555",
+                           account=OTHER, region=REGION, state="Enabled", manager="AWS")
+    memo: dict = {}
+    for name in (first, "web"):
+        s = situation(name, "healthy", resource=False)
+        s.keys = {foreign_aws.arn: foreign_aws}
+        s.needs = [dataclasses.replace(s.needs[0], key_arn=foreign_aws.arn)]
+        fresh = diagnose(dataclasses.replace(s))
+        assert as_data(diagnose_once(s, (name, ""), memo, diagnose)) == as_data(fresh)
+    assert [str(f.cause) for f in fresh] == ["aws-managed-key-cross-account"]
