@@ -174,11 +174,10 @@ def assumed_session(gw: AwsGateway, arn: str, region: str) -> Any:
     """A boto3 Session with the role's temporary credentials (STS AssumeRole, no external id:
     the role's trust policy names the security account and its /keyfix/ roles instead)."""
     creds = gw.call("sts", "AssumeRole", RoleArn=arn, RoleSessionName=SESSION_NAME)["Credentials"]
-    import boto3  # lazy
+    from keyfix.resolve.sdk_models import new_session  # lazy
 
-    return boto3.session.Session(aws_access_key_id=creds["AccessKeyId"],
-                                 aws_secret_access_key=creds["SecretAccessKey"],
-                                 aws_session_token=creds["SessionToken"], region_name=region)
+    return new_session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                       aws_session_token=creds["SessionToken"], region_name=region)
 
 
 def scan_organization(settings: Any, *, accounts: list[str] | None = None, role_name: str = DEFAULT_ROLE_NAME,

@@ -88,7 +88,7 @@ def _end_subsegment(context: Any = None, exception: Any = None, **_: Any) -> Non
 class ClientPool:
     """A lazily built boto3 Session and its clients, one per (service, Region, attempts).
 
-    `session_factory()` builds the session (default: `boto3.session.Session()`).
+    `session_factory()` builds the session (default: `keyfix.resolve.sdk_models.new_session()`).
     `sessions_built` and `clients_built` count what was built, for tests and the bench.
     """
 
@@ -151,9 +151,9 @@ class ClientPool:
             if self._session_factory is not None:
                 self._session = self._session_factory()
             else:
-                import boto3  # lazy: cold start
+                from keyfix.resolve.sdk_models import new_session  # lazy: cold start
 
-                self._session = boto3.session.Session()
+                self._session = new_session()  # EC2's model cut to keyfix's calls (sdk_models)
             self._fingerprint = fingerprint
             self.sessions_built += 1
         return self._session

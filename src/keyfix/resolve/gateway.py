@@ -157,9 +157,9 @@ class AwsGateway:
         if self._session is None:
             if self._pool is not None:
                 return self._pool.session()
-            import boto3  # lazy: cold start
+            from keyfix.resolve.sdk_models import new_session  # lazy: cold start
 
-            self._session = boto3.session.Session()
+            self._session = new_session()  # EC2's model cut to keyfix's calls (sdk_models)
         return self._session
 
     def default_region(self) -> str | None:
@@ -256,11 +256,11 @@ class AwsGateway:
             if not err.refused:
                 self._sessions[account] = err
             raise
-        import boto3  # lazy
+        from keyfix.resolve.sdk_models import new_session  # lazy
 
         # A fresh session: handlers registered on the base session (test hooks, header
         # injection) must not leak into another account's clients.
-        session = boto3.session.Session(
+        session = new_session(
             aws_access_key_id=creds["AccessKeyId"],
             aws_secret_access_key=creds["SecretAccessKey"],
             aws_session_token=creds["SessionToken"],
