@@ -34,7 +34,7 @@ out = {"import_s": t1 - t0}
 if WHAT not in ("import boto3", "import keyfix.handler"):
     import json
 
-    from lambda_context import LambdaContext
+    from lambda_context import LambdaContext, invocation_summary
 
     with open(WHAT, encoding="utf-8") as handle:
         event = json.load(handle)
@@ -42,16 +42,7 @@ if WHAT not in ("import boto3", "import keyfix.handler"):
     t2 = time.perf_counter()
     result = lambda_handler(event, LambdaContext())
     t3 = time.perf_counter()
-    findings = result.get("findings") if isinstance(result, dict) else None
-    out.update({
-        "invoke_s": t3 - t2,
-        "schema": result.get("schema") if isinstance(result, dict) else None,
-        "trigger": (result.get("event") or {}).get("trigger") if isinstance(result, dict) else None,
-        "causes": [f.get("cause") for f in findings] if findings else [],
-        "modules_after_import": len(modules_before),
-        "modules_imported_by_invocation": len(set(sys.modules) - modules_before),
-        "boto3_imported_by_invocation": "boto3" in sys.modules and "boto3" not in modules_before,
-    })
+    out.update(invocation_summary(result, modules_before, t3 - t2))
 
 import importlib.util  # noqa: E402 - after the timed part
 import json  # noqa: E402

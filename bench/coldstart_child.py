@@ -20,7 +20,7 @@ from keyfix.handler import lambda_handler  # noqa: E402 - timing the import is t
 
 t1 = time.perf_counter()
 
-from lambda_context import LambdaContext  # noqa: E402 - bench/lambda_context.py, after the timed import
+from lambda_context import LambdaContext, invocation_summary  # noqa: E402 - bench/lambda_context.py, after the timed import
 
 with open(sys.argv[1], encoding="utf-8") as handle:
     event = json.load(handle)
@@ -29,18 +29,5 @@ t2 = time.perf_counter()
 result = lambda_handler(event, LambdaContext())
 t3 = time.perf_counter()
 
-findings = result.get("findings") if isinstance(result, dict) else None
 with open(sys.argv[2], "w", encoding="utf-8") as handle:
-    json.dump(
-        {
-            "import_s": t1 - t0,
-            "invoke_s": t3 - t2,
-            "schema": result.get("schema") if isinstance(result, dict) else None,
-            "trigger": (result.get("event") or {}).get("trigger") if isinstance(result, dict) else None,
-            "causes": [f.get("cause") for f in findings] if findings else [],
-            "modules_after_import": len(modules_before),
-            "modules_imported_by_invocation": len(set(sys.modules) - modules_before),
-            "boto3_imported_by_invocation": "boto3" in sys.modules and "boto3" not in modules_before,
-        },
-        handle,
-    )
+    json.dump({"import_s": t1 - t0, **invocation_summary(result, modules_before, t3 - t2)}, handle)

@@ -1,6 +1,25 @@
-"""The Lambda context object the cold-start children pass to `lambda_handler`."""
+"""The Lambda context object the cold-start children pass to `lambda_handler`, and what
+they report of the invocation."""
 
 from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+def invocation_summary(result: Any, modules_before: set[str], invoke_s: float) -> dict[str, Any]:
+    """What a cold-start child reports of its first invocation (bench/coldstart.py reads it)."""
+    report = result if isinstance(result, dict) else {}
+    findings = report.get("findings")
+    return {
+        "invoke_s": invoke_s,
+        "schema": report.get("schema"),
+        "trigger": (report.get("event") or {}).get("trigger"),
+        "causes": [f.get("cause") for f in findings] if findings else [],
+        "modules_after_import": len(modules_before),
+        "modules_imported_by_invocation": len(set(sys.modules) - modules_before),
+        "boto3_imported_by_invocation": "boto3" in sys.modules and "boto3" not in modules_before,
+    }
 
 
 class LambdaContext:
