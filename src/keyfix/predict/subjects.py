@@ -17,8 +17,8 @@ from keyfix.arns import partition_of
 from keyfix.events.autoscaling import LAUNCH_UNSUCCESSFUL, kms_related
 from keyfix.events.incident import Incident
 from keyfix.report import Trigger
-from keyfix.resolve.state_reasons import is_kms_state_reason
 from keyfix.resolve.gateway import AwsGateway
+from keyfix.resolve.state_reasons import is_kms_state_reason
 
 # DescribeAutoScalingGroups' largest page: MaxRecords "The default value is 50 and the
 # maximum value is 100" (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_DescribeAutoScalingGroups.html).
