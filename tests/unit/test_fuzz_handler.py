@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.support.gateway_hooks import WriteCounter, announce
@@ -329,7 +329,20 @@ def _run_a1_with_policy(a1, policy: str) -> tuple[dict, str, list]:
     return report, after, [w for w in writes.calls[before_writes:] if w in set(writes.writes)]
 
 
+# One policy for each outcome the count test below requires, whatever the generated ones give:
+# hypothesis draws strings from constants it finds in the loaded modules, so which outcomes the
+# generated policies reach changes with what else ran in the process.
+ROOT_ONLY = json.dumps({"Version": "2012-10-17", "Statement": [ROOT_STATEMENT]})  # written (seed A1)
+MALFORMED = json.dumps({"Statement": "Allow everything"})  # undetermined
+TAG_ALLOW = json.dumps({"Version": "2012-10-17", "Statement": [ROOT_STATEMENT, {  # refused: a project reading
+    "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:*", "Resource": "*",
+    "Condition": {"StringEquals": {"aws:PrincipalTag/team": "x"}}}]})
+
+
 @settings(FUZZ, max_examples=30)
+@example(policy=ROOT_ONLY)
+@example(policy=MALFORMED)
+@example(policy=TAG_ALLOW)
 @given(policy=key_policy())
 def test_key_policies_keyfix_meets_in_apply_mode(a1, policy: str):
     from tests.integration.conftest import load_event
