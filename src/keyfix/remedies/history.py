@@ -79,10 +79,27 @@ def _gaps_line(gaps: dict[str, Any]) -> str | None:
 # -- command line -----------------------------------------------------------------------
 
 
+def _table_name(args: Any) -> str | None:
+    return getattr(args, "table", None) or os.environ.get("KEYFIX_TABLE_NAME") or None
+
+
+def _failed(command: str, exc: Exception, args: Any) -> int:
+    """An exception of `keyfix history`/`rollback`: the caller's environment (credentials,
+    table) exits 2 with what to change; anything else is an internal error (exit 3)."""
+    from keyfix.cli_common import user_error
+
+    problem = user_error(exc, _table_name(args))
+    if problem:
+        print(f"keyfix {command}: {problem}", file=sys.stderr)
+        return EXIT_REFUSED
+    print(f"keyfix {command}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return EXIT_INTERNAL
+
+
 def _open_store(args: Any, command: str) -> Any:
     """The table from --table or KEYFIX_TABLE_NAME, checking records with the HMAC key from
     --audit-key or KEYFIX_AUDIT_KEY_ARN; None (after saying why) without a table."""
-    table = getattr(args, "table", None) or os.environ.get("KEYFIX_TABLE_NAME") or None
+    table = _table_name(args)
     if not table:
         print(f"keyfix {command}: KEYFIX_TABLE_NAME not set: there is no audit table to read", file=sys.stderr)
         return None
@@ -137,15 +154,8 @@ def cli_rollback(args: Any) -> int:
     except LockTimeout as exc:
         print(f"keyfix rollback: {exc}; nothing changed, try again", file=sys.stderr)
         return EXIT_REFUSED
-    except Exception as exc:
-        from keyfix.cli_common import user_error
-
-        problem = user_error(exc, getattr(args, "table", None) or os.environ.get("KEYFIX_TABLE_NAME"))
-        if problem:  # the caller's environment (credentials, table): exit 2 with what to change
-            print(f"keyfix rollback: {problem}", file=sys.stderr)
-            return EXIT_REFUSED
-        print(f"keyfix rollback: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_INTERNAL
+    except Exception as exc:  # noqa: BLE001 - said, with the exit status it deserves
+        return _failed("rollback", exc, args)
     if getattr(args, "format", "text") == "json":
         print(json.dumps(result.to_dict(), indent=2))
     elif result.ok:
@@ -168,15 +178,8 @@ def cli_history(args: Any) -> int:
         gaps = store.sequence_gaps(records)
         key = getattr(args, "key", None)
         rows = history(_Listed(records), key)
-    except Exception as exc:
-        from keyfix.cli_common import user_error
-
-        problem = user_error(exc, getattr(args, "table", None) or os.environ.get("KEYFIX_TABLE_NAME"))
-        if problem:  # the caller's environment (credentials, table): exit 2 with what to change
-            print(f"keyfix history: {problem}", file=sys.stderr)
-            return EXIT_REFUSED
-        print(f"keyfix history: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_INTERNAL
+    except Exception as exc:  # noqa: BLE001 - said, with the exit status it deserves
+        return _failed("history", exc, args)
     if store.mac is None:
         print(f"keyfix history: {AUDIT_KEY_ENV} not set (or --audit-key): no record can be verified", file=sys.stderr)
     if getattr(args, "format", "text") == "json":
