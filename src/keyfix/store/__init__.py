@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from keyfix.store.audit import OUTCOMES, STALE_INTENT_SECONDS, AuditMixin, AuditRecords, RateLimitMixin
+from keyfix.store.audit import OUTCOMES, STALE_INTENT_SECONDS, AuditMixin, AuditRecords
 from keyfix.store.common import (
     AUDIT_KEY_ENV,
     AUDIT_RETENTION_SECONDS,
@@ -57,6 +57,7 @@ from keyfix.store.common import (
 )
 from keyfix.store.lock import Lease, LockMixin, log
 from keyfix.store.mac import KmsMac, LocalMac, MacError
+from keyfix.store.windows import RateLimitMixin
 
 __all__ = [
     "AUDIT_KEY_ENV",

@@ -1,5 +1,5 @@
-"""Audit records of writes (`change#<uuid4>`, kept 400 days), tamper-evident, and the
-notification rate limit (`notify#<fingerprint>`).
+"""Audit records of writes (`change#<uuid4>`, kept 400 days), tamper-evident. (The
+notification window, `notify#<fingerprint>`, is keyfix.store.windows.)
 
 One record per write keyfix makes, written in two steps so that no write goes unrecorded
 (issue #9, section 5): `record_intent` BEFORE the AWS call (status `intent`), then
@@ -26,7 +26,6 @@ from typing import Any
 from keyfix.store.common import (
     AUDIT_RETENTION_SECONDS,
     CHANGE_PREFIX,
-    NOTIFY_PREFIX,
     SEQUENCE_ID,
     AlreadyRolledBack,
     StoreError,
@@ -436,44 +435,3 @@ def _raw(item: dict[str, Any]) -> dict[str, Any]:
                 legacy[name] = None
         raw["legacy"] = legacy
     return raw
-
-
-class RateLimitMixin(TableStore):
-    """The notification rate limit of `Store`."""
-
-    def should_notify(self, finding_fingerprint: str, window_seconds: int) -> bool:
-        """True for the first notification about a finding in `window_seconds`, else False.
-
-        One conditional PutItem: succeeds when no record exists or the last one's window
-        has passed; the record it writes opens the next window."""
-        now = self._now()
-        try:
-            self.client.put_item(
-                TableName=self.table_name,
-                Item={
-                    "id": {"S": NOTIFY_PREFIX + finding_fingerprint},
-                    "notified_at": {"S": _iso(now)},
-                    "expiration": {"N": str(now + int(window_seconds))},
-                },
-                ConditionExpression="attribute_not_exists(#id) OR #exp <= :now",
-                ExpressionAttributeNames={"#id": "id", "#exp": "expiration"},
-                ExpressionAttributeValues={":now": {"N": str(now)}},
-            )
-        except Exception as exc:
-            if self._conditional_failed(exc):
-                return False
-            raise
-        return True
-
-    def open_window(self, finding_fingerprint: str, window_seconds: int) -> None:
-        """Start a finding's window now, whatever was there: keyfix is telling on-call itself
-        (a write is always told), so nobody else should for `window_seconds`. One PutItem."""
-        now = self._now()
-        self.client.put_item(
-            TableName=self.table_name,
-            Item={
-                "id": {"S": NOTIFY_PREFIX + finding_fingerprint},
-                "notified_at": {"S": _iso(now)},
-                "expiration": {"N": str(now + int(window_seconds))},
-            },
-        )
