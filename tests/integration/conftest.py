@@ -156,3 +156,19 @@ def run(request: pytest.FixtureRequest, tmp_path: Path, world: World):
         return report
 
     return run_and_check
+
+
+@pytest.fixture
+def gateway_calls(monkeypatch):
+    """Every call keyfix makes through its gateway: (service, operation)."""
+    from keyfix.resolve.gateway import AwsGateway
+
+    calls: list[tuple[str, str]] = []
+    real = AwsGateway.call
+
+    def counted(self, service, operation, *args, **kwargs):
+        calls.append((service, operation))
+        return real(self, service, operation, *args, **kwargs)
+
+    monkeypatch.setattr(AwsGateway, "call", counted)
+    return calls

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from keyfix.resolve.gateway import AwsGateway
 from keyfix.sim import moto_gaps
 from tests.integration.conftest import assert_valid_report, load_event, run_lambda
 from tests.integration.test_followup import FollowUps
@@ -35,19 +34,6 @@ def flip(world, monkeypatch):
     set_to("normal")
     yield set_to
     parameters.clear_caches()
-
-
-@pytest.fixture
-def gateway_calls(monkeypatch):
-    calls: list[tuple[str, str]] = []
-    real = AwsGateway.call
-
-    def counted(self, service, operation, *args, **kwargs):
-        calls.append((service, operation))
-        return real(self, service, operation, *args, **kwargs)
-
-    monkeypatch.setattr(AwsGateway, "call", counted)
-    return calls
 
 
 def _evidence_chain(world, monkeypatch, followups):

@@ -10,7 +10,6 @@ import jsonschema
 import pytest
 
 from keyfix.predict.cursor import Cursor, TableCursorStore
-from keyfix.resolve.gateway import AwsGateway
 from keyfix.sim.scenarios.asg import build_a1
 from tests.integration.test_sweep import keyfix_statements, sweep_lambda
 from tests.integration.test_scan import SCAN_SCHEMA
@@ -42,25 +41,11 @@ def apply_mode(monkeypatch):
     monkeypatch.setenv("KEYFIX_KEY_ALLOWLIST", f"arn:aws:kms:{REGION}:{ASG_ACCOUNT}:key/*")
 
 
-@pytest.fixture
-def aws_calls(monkeypatch):
-    """Every call keyfix makes through its gateway: (service, operation)."""
-    calls: list[tuple[str, str]] = []
-    real = AwsGateway.call
-
-    def counted(self, service, operation, *args, **kwargs):
-        calls.append((service, operation))
-        return real(self, service, operation, *args, **kwargs)
-
-    monkeypatch.setattr(AwsGateway, "call", counted)
-    return calls
-
-
 def table_items(world) -> list[dict]:
     return world.client("dynamodb").scan(TableName=world.table_name)["Items"]
 
 
-def test_a_paused_sweep_does_nothing_but_say_so_and_keeps_its_place(world, apply_mode, flip, aws_calls):
+def test_a_paused_sweep_does_nothing_but_say_so_and_keeps_its_place(world, apply_mode, flip, gateway_calls):
     case = build_a1(world.env)  # a failed launch that emitted no event: what a sweep is for
     store = TableCursorStore(world.client("dynamodb"), world.table_name, REGION)
     where = Cursor("groups", None, 0)
@@ -75,7 +60,7 @@ def test_a_paused_sweep_does_nothing_but_say_so_and_keeps_its_place(world, apply
     assert doc["complete"] is False
     (said,) = doc["unchecked"]
     assert "paused by the runtime switch" in said and SWITCH in said
-    assert aws_calls == []  # nothing read through keyfix's gateway
+    assert gateway_calls == []  # nothing read through keyfix's gateway
     assert table_items(world) == items_before and store.load() == where  # nothing recorded, the place kept
     assert world.notifications() == [] and keyfix_statements(world, case.key_arn) == []
 
