@@ -44,15 +44,20 @@ class World:
     def notifications(self) -> list[dict]:
         """SNS messages delivered to the subscribed queue (raw delivery off: SNS's JSON envelope)
         since the last call, including those `run` already checked."""
-        sqs = self.client("sqs")
         out, self.seen = list(self.seen), []
-        while True:
-            got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not got:
-                return out
-            for m in got:
-                out.append(json.loads(m["Body"]))
-                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+        return out + drain(self.client("sqs"), self.queue_url)
+
+
+def drain(sqs: Any, queue_url: str) -> list[dict]:
+    """Every message on the queue, oldest first, each JSON body parsed and the message deleted."""
+    out: list[dict] = []
+    while True:
+        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
+            return out
+        for m in got:
+            out.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
 
 
 def load_event(name: str, replace: dict[str, str] | None = None) -> dict:

@@ -21,6 +21,7 @@ from keyfix.org import bus, messages
 from keyfix.org.owner_side import owner_statements
 from keyfix.remedies.documents import EBS_USE_ACTIONS
 from keyfix.sim import accounts, moto_gaps
+from tests.integration.conftest import drain
 
 OWNER = "444455556666"
 OUTSIDER = "999988887777"
@@ -51,14 +52,7 @@ class Org:
         return json.loads(self.client("kms").get_key_policy(KeyId=key, PolicyName="default")["Policy"])
 
     def on_call(self) -> list[dict]:
-        sqs, out = self.client("sqs"), []
-        while True:
-            got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not got:
-                return out
-            for m in got:
-                out.append(json.loads(m["Body"]))
-                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+        return drain(self.client("sqs"), self.queue_url)
 
     def changes(self) -> list[dict]:
         items = self.client("dynamodb").scan(TableName=self.table)["Items"]
