@@ -31,6 +31,16 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _steps(commands: list[str]) -> list[str]:
+    """A fix's commands as chat steps: each whole, or none of them. A command cut to fit is
+    not the one keyfix built (keyfix.remedies.documents.command): a cut quote, or a cut
+    `> keyfix-policy.new.json` that leaves put-key-policy to read a stale file of that name."""
+    if all(len(c) <= STEP_MAX - 2 for c in commands):
+        return [f"`{c}`" for c in commands]
+    return ["This fix's commands are too long for chat: run them from the e-mail or the report, which carry "
+            "them whole."]
+
+
 def _md_link(label: str, url: str | None) -> str:
     return f"<{url}|{label}>" if url else label
 
@@ -60,7 +70,7 @@ def chat_notification(report: Report, title: str, severity: str, links: dict[str
         for fix in f.fixes:
             lines.append(f"- [{fix.status}] {fix.kind} on `{fix.target}` (account {fix.target_account})")
             if str(fix.status) in ("proposed", "refused", "failed"):
-                steps.extend(f"`{_cut(c, STEP_MAX - 2)}`" for c in fix.cli)
+                steps.extend(_steps(fix.cli))
     run = links.get("run") or {}
     if run:
         lines.append(" | ".join(_md_link(name, url) for name, url in sorted(run.items())))

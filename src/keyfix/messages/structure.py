@@ -55,10 +55,17 @@ def size(message: str) -> int:
     return len(message.encode("utf-8"))
 
 
+def _whole_lines(text: str, limit: int) -> str:
+    """At most `limit` characters of `text`, ending at a line's end: a command line (`$ ...`)
+    is shown whole or not at all, never cut mid-quote or mid-redirection."""
+    return text if len(text) <= limit else text[:limit].rpartition("\n")[0]
+
+
 def fit(text: str, json_part: str, separator: str, email: str, sms: str, https: str | None) -> str:
     """The `MessageStructure: json` message within MESSAGE_MAX_BYTES, or TooLarge."""
     full = text + separator + json_part
-    email = email if len(email) <= EMAIL_MAX else email[: EMAIL_MAX - 80] + "\n... (cut: the full report goes to SQS, Lambda and HTTP subscribers)"
+    if len(email) > EMAIL_MAX:
+        email = _whole_lines(email, EMAIL_MAX - 80) + "\n... (cut: the full report goes to SQS, Lambda and HTTP subscribers)"
     variants = {"default": full, "email": email, "sms": sms}
     if https is not None:
         variants["https"] = https
@@ -66,7 +73,8 @@ def fit(text: str, json_part: str, separator: str, email: str, sms: str, https: 
     if size(message) <= MESSAGE_MAX_BYTES:
         return message
     # Too large: machine subscribers keep the whole report; people get the headline.
-    variants = {"default": separator.lstrip("\n") + json_part, "email": email[:4000] + "\n... (cut)", "sms": sms}
+    variants = {"default": separator.lstrip("\n") + json_part, "email": _whole_lines(email, 4000) + "\n... (cut)",
+                "sms": sms}
     if https is not None and len(https) < 8000:  # the chat text is small; keep it for chat channels
         variants["https"] = https
     message = encode(variants)
