@@ -45,7 +45,7 @@ def ordinary_stop(incident: Incident, gw) -> Finding | None:
     code, message = reason["code"], reason["message"]
     if is_kms_state_reason(code, message):
         return None
-    # The same words as the full path (resolve._ec2_launch_failure).
+    # The same words as the full path (keyfix.resolve.dispatch._ec2_launch_failure).
     text = message or code or f"instance {incident.instance_id} ({reason['state']}) gives no state reason"
     return Finding(Cause.NOT_KMS, None, None, [], text)
 

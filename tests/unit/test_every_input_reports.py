@@ -225,9 +225,9 @@ def test_the_call_budget_stops_reads_and_says_so(aws: WriteCounter, monkeypatch:
 
 
 def test_the_principal_cap_stops_reads_and_says_so(aws: WriteCounter, monkeypatch: pytest.MonkeyPatch):
-    import keyfix.resolve.dispatch as resolve
+    import keyfix.resolve.gather as gather
 
-    monkeypatch.setattr(resolve, "MAX_PRINCIPALS_PER_EVENT", 0)
+    monkeypatch.setattr(gather, "MAX_PRINCIPALS_PER_EVENT", 0)
     report = handle(fresh(KMS_SAMPLE))
     assert [c for c in aws.calls if c[0] == "iam"] == []
     (note,) = [f for f in report["findings"] if f["explanation"].startswith("Not checked:")]

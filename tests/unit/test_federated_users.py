@@ -121,7 +121,7 @@ def test_root_may_federate():
 
 
 def test_the_resolver_evaluates_the_session_itself():
-    from keyfix.resolve.dispatch import _principal_of
+    from keyfix.resolve.denial import principal_of as _principal_of
 
     for issuer in (BROKER_ISSUER, None):
         assert _principal_of(parse(event(identity(issuer))).caller) == FED_ADMIN

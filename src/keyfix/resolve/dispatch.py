@@ -11,19 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from keyfix.arns import (
-    ASG_SLR_NAME,
-    iam_arn_for_session,
-    is_service_linked_role,
-    parse_arn,
-    partition_of,
-    via_service,
-)
-from keyfix.events.incident import Caller, Incident
+from keyfix.arns import ASG_SLR_NAME, parse_arn, partition_of
+from keyfix.events.incident import Incident
 from keyfix.report import Trigger
 from keyfix.resolve.autoscaling import describe_group, launch_configuration, launch_sources, service_linked_role
 from keyfix.resolve.cloudtrail import find_launcher
 from keyfix.resolve.context import resolve_context
+from keyfix.resolve.denial import kms_access_denied
 from keyfix.resolve.ec2 import (
     describe_images,
     describe_instance,
@@ -31,19 +25,11 @@ from keyfix.resolve.ec2 import (
     launch_template_data,
     plan_launch_keys,
 )
-from keyfix.resolve.facts import AccessNeed, KeyFacts, PrincipalFacts, Situation
+from keyfix.resolve.facts import Situation
 from keyfix.resolve.gateway import AwsError, AwsGateway
-from keyfix.resolve.iam import read_principal
-from keyfix.resolve.kms import read_key
-from keyfix.resolve.limits import MAX_AWS_CALLS_PER_EVENT, MAX_KEYS_PER_EVENT, MAX_PRINCIPALS_PER_EVENT
-from keyfix.resolve.needs import (
-    CRYPTO_OPERATIONS,
-    EBS_CALLER_OPERATIONS,
-    GRANT_OPERATIONS,
-    LAUNCH_USE_OPERATIONS,
-    launch_needs,
-    start_needs,
-)
+from keyfix.resolve.gather import add_keys, add_principal, bounded
+from keyfix.resolve.limits import MAX_AWS_CALLS_PER_EVENT
+from keyfix.resolve.needs import launch_needs, start_needs
 from keyfix.resolve.state_reasons import is_kms_state_reason
 
 __all__ = ["asg_launch_needs", "resolve"]
@@ -99,7 +85,7 @@ def _note_refused_calls(refused: list[tuple[str, str]], s: Situation) -> None:
         return
     operations = ", ".join(f"{service}:{op}" for service, op in dict.fromkeys(refused))
     s.unchecked.append(f"keyfix stopped reading AWS after {MAX_AWS_CALLS_PER_EVENT} calls, its limit per event; "
-                       f"{len(refused)} read(s) were not made ({_bounded(operations)}), so what they would have "
+                       f"{len(refused)} read(s) were not made ({bounded(operations)}), so what they would have "
                        "shown was not checked")
 
 
@@ -155,9 +141,9 @@ def asg_launch_needs(incident: Incident, gw: AwsGateway, s: Situation, group: di
         _no_encrypted_volume(incident, s, f"no volume launched by {incident.group_name} is encrypted with a KMS key")
         return
 
-    keys = _add_keys(gw, s, key_refs, region)
+    keys = add_keys(gw, s, key_refs, region)
     slr = service_linked_role(group, account, region, spot_launch_configuration)
-    principal = _add_principal(gw, s, slr)
+    principal = add_principal(gw, s, slr)
     if principal is None:
         return
     s.principals[slr] = principal
@@ -165,130 +151,6 @@ def asg_launch_needs(incident: Incident, gw: AwsGateway, s: Situation, group: di
         # The same operations apply to a key in another account: there the service-linked
         # role uses a grant instead of the key policy.
         s.needs.extend(launch_needs(slr, account, key.arn, region, group_arn))
-
-
-# -- kms-access-denied ------------------------------------------------------------------
-
-
-def _kms_access_denied(incident: Incident, gw: AwsGateway, s: Situation) -> None:
-    caller = incident.caller
-    if caller is None:
-        s.notes.append("the event does not say who was denied")
-        return
-    region = incident.region
-    principal_arn = _principal_of(caller)
-    if principal_arn is None:
-        s.notes.append(f"the denied caller ({caller.type}) has no ARN")
-        return
-    facts = _add_principal(gw, s, principal_arn)
-    if facts is None:
-        return
-
-    if not incident.key_arns:
-        s.notes.append("the event names no KMS key")
-        return
-    key = _add_key(gw, s, incident.key_arns[0], region)
-
-    action = incident.action or ""
-    if not action:
-        s.notes.append("the event names no KMS action")
-        return
-    if not action.startswith("kms:"):
-        action = "kms:" + action
-
-    context: dict[str, str | list[str]] = {}
-    caller_account = caller.account or (parse_arn(facts.arn).account if parse_arn(facts.arn) else None)
-    if caller_account:
-        context["kms:CallerAccount"] = caller_account
-    via = _via_service(incident)
-    if via:
-        context["kms:ViaService"] = via
-        if action == "kms:CreateGrant":
-            # An AWS service integrated with KMS created the grant on the caller's behalf.
-            context["kms:GrantIsForAWSResource"] = "true"
-    if action == "kms:CreateGrant":
-        # https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-grantee-principal
-        # and #conditions-kms-grant-operations
-        grantee = incident.grantee_principal
-        operations = incident.grant_operations
-        if grantee:
-            context["kms:GranteePrincipal"] = grantee
-        if operations:
-            context["kms:GrantOperations"] = sorted(operations)
-    if action in CRYPTO_OPERATIONS and incident.encryption_context:
-        for name, value in incident.encryption_context.items():
-            context[f"kms:EncryptionContext:{name}"] = value
-        context["kms:EncryptionContextKeys"] = sorted(incident.encryption_context)
-    volume = incident.encryption_context.get("aws:ebs:id")
-    if volume is not None and not _is_volume_id(volume):
-        # Free text in the event, whoever called KMS chose it: never a resource keyfix names.
-        s.notes.append("the event's aws:ebs:id is not a volume id; keyfix ignores it")
-        volume = None
-    resource = (
-        f"arn:{partition_of(region)}:ec2:{region}:{incident.account}:volume/{volume}" if volume else None
-    )
-    operations: tuple[str, ...] = (action,)
-    if via and via.startswith("ec2.") and action in EBS_CALLER_OPERATIONS:
-        # Through EBS, the denied action is one of a set the caller needs together.
-        operations = (GRANT_OPERATIONS + LAUNCH_USE_OPERATIONS) if is_service_linked_role(facts.arn) \
-            else EBS_CALLER_OPERATIONS
-        context["kms:GrantIsForAWSResource"] = "true"  # sent with the grant operation only (plan.Model)
-        for name in [k for k in context if k.lower().startswith("kms:encryptioncontext")]:
-            del context[name]  # the other operations carry contexts of their own
-    s.needs.append(AccessNeed(principal=facts.arn, key_arn=key.arn, operations=operations, context=context,
-                              resource=resource))
-
-
-def _is_volume_id(value: object) -> bool:
-    from keyfix import names
-
-    try:
-        names.volume_id(value)  # type: ignore[arg-type]
-    except names.InvalidName:
-        return False
-    return True
-
-
-def _principal_of(caller: Caller) -> str | None:
-    """The principal whose permissions decide: the IAM identity behind the session.
-
-    A federated user session is evaluated as itself (arn:aws:sts::A:federated-user/NAME):
-    its permissions are the federating user's identity policies intersected with a session
-    policy the event does not carry, so neither the user named NAME nor the issuer
-    (`caller.session_issuer_arn`, kept on the incident for the diagnosis) stands in for it.
-    """
-    if caller.type == "AWSService":
-        return caller.invoked_by or caller.arn
-    if caller.type == "FederatedUser":
-        return caller.session_arn
-    arn = caller.arn or caller.session_arn
-    if arn is None:
-        return None
-    return iam_arn_for_session(arn)
-
-
-def _via_service(incident: Incident) -> str | None:
-    """kms:ViaService of the denied request, when an AWS service made it for the caller.
-
-    EBS requests carry the encryption context aws:ebs:id
-    (https://docs.aws.amazon.com/kms/latest/developerguide/services-ebs.html#ebs-encryption-context)
-    and come through EC2. Auto Scaling's role reaches KMS through the EC2 launch it
-    requests, so invokedBy autoscaling.amazonaws.com also means EC2.
-    """
-    region = incident.region
-    if "aws:ebs:id" in incident.encryption_context:
-        return via_service("ec2", region)
-    # EC2 makes its grants to the instance's infrastructure principal
-    # ("<account>:aws:ec2-infrastructure:<instance-id>",
-    # https://docs.aws.amazon.com/kms/latest/developerguide/ct-ec2two.html).
-    if ":aws:ec2-infrastructure:" in (incident.grantee_principal or ""):
-        return via_service("ec2", region)
-    invoked_by = incident.caller.invoked_by if incident.caller else None
-    if invoked_by and invoked_by.endswith((".amazonaws.com", ".amazonaws.com.cn")):
-        if invoked_by.startswith("autoscaling."):
-            return via_service("ec2", region)
-        return via_service(invoked_by, region)
-    return None
 
 
 # -- ebs-volume-failure -------------------------------------------------------------------
@@ -311,7 +173,7 @@ def _ebs_volume_failure(incident: Incident, gw: AwsGateway, s: Situation) -> Non
     if not refs:
         s.notes.append("the KMS key of the failed volume operation is unknown")
         return
-    _add_keys(gw, s, refs, region)
+    add_keys(gw, s, refs, region)
     # Who made the volume call is not in the event: no AccessNeed, the keys' state decides.
 
 
@@ -351,12 +213,12 @@ def _ec2_launch_failure(incident: Incident, gw: AwsGateway, s: Situation) -> Non
     if not key_refs:
         _no_encrypted_volume(incident, s, f"{code}: but no volume of {instance_id} is encrypted with a KMS key")
         return
-    keys = _add_keys(gw, s, key_refs, region)
+    keys = add_keys(gw, s, key_refs, region)
 
     launcher = find_launcher(gw, region, instance_id, s.notes)
     if launcher is None:
         return  # the keys are recorded; who needs them is unknown
-    principal = _add_principal(gw, s, launcher.principal)
+    principal = add_principal(gw, s, launcher.principal)
     if principal is None:
         return
     principal_account = launcher.account or (parse_arn(principal.arn).account if parse_arn(principal.arn) else None)
@@ -372,43 +234,6 @@ def _ec2_launch_failure(incident: Incident, gw: AwsGateway, s: Situation) -> Non
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _add_key(gw: AwsGateway, s: Situation, ref: str, region: str) -> KeyFacts:
-    facts = read_key(gw, ref, region)
-    s.keys[facts.arn] = facts
-    return facts
-
-
-def _add_keys(gw: AwsGateway, s: Situation, refs: list[str], region: str) -> list[KeyFacts]:
-    """Read each referenced key once; references to the same key (id, alias, ARN) collapse.
-    At most MAX_KEYS_PER_EVENT distinct references are read; the rest are reported unchecked."""
-    refs = list(dict.fromkeys(refs))
-    found: dict[str, KeyFacts] = {}
-    for ref in refs[:MAX_KEYS_PER_EVENT]:
-        facts = _add_key(gw, s, ref, region)
-        found.setdefault(facts.arn, facts)
-    skipped = refs[MAX_KEYS_PER_EVENT:]
-    if skipped:
-        shown = ", ".join(_bounded(ref, 120) for ref in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
-        s.unchecked.append(f"{len(skipped)} of the {len(refs)} KMS keys involved were not checked (keyfix reads at "
-                           f"most {MAX_KEYS_PER_EVENT} keys per event): {shown}")
-    return list(found.values())
-
-
-def _add_principal(gw: AwsGateway, s: Situation, arn: str) -> PrincipalFacts | None:
-    """The principal's facts, read once; None (and an unchecked note) past MAX_PRINCIPALS_PER_EVENT."""
-    if arn not in s.principals and len(s.principals) >= MAX_PRINCIPALS_PER_EVENT:
-        s.unchecked.append(f"principal {_bounded(arn, 120)} was not checked (keyfix reads at most "
-                           f"{MAX_PRINCIPALS_PER_EVENT} principals per event)")
-        return None
-    facts = read_principal(gw, arn)
-    s.principals[facts.arn] = facts
-    return facts
-
-
-def _bounded(text: str, limit: int = 400) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _no_encrypted_volume(incident: Incident, s: Situation, text: str) -> None:
     if incident.kms_related:
         s.notes.append(text)
@@ -418,7 +243,7 @@ def _no_encrypted_volume(incident: Incident, s: Situation, text: str) -> None:
 
 _HANDLERS: dict[Trigger, Callable[[Incident, AwsGateway, Situation], None]] = {
     Trigger.ASG_LAUNCH_FAILURE: _asg_launch_failure,
-    Trigger.KMS_ACCESS_DENIED: _kms_access_denied,
+    Trigger.KMS_ACCESS_DENIED: kms_access_denied,
     Trigger.EBS_VOLUME_FAILURE: _ebs_volume_failure,
     Trigger.EC2_LAUNCH_FAILURE: _ec2_launch_failure,
     # A group checked before (or without) any failure event: keyfix.predict.
