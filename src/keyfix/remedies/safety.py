@@ -47,8 +47,11 @@ class Refusal(Exception):
 class CheckedPrincipal:
     """The one principal a write may name, as the safety rules approved it.
 
-    Built only by `check_principal`, from what keyfix itself read from IAM (GetUser /
-    GetRole, or CreateServiceLinkedRole's answer) - never from an event's text. The writer
+    Built by `check_principal`, from what keyfix itself read from IAM (GetUser / GetRole, or
+    CreateServiceLinkedRole's answer), and by `keyfix.org.owner_side.checked_sender_role` for
+    a key owner applying a member's proposal: only that account's own Auto Scaling or Spot
+    service-linked role, the account being the one AWS says sent the event - never from an
+    event's text alone. The writer
     names `arn` (key policy, grant) or `kind` + `name` (inline policy) and nothing else:
     whatever the allow-list matched is exactly what is written.
     """

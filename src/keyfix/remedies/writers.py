@@ -193,8 +193,10 @@ def create_grant(kms, checked: CheckedPrincipal, params: dict[str, Any], journal
         existing = _matching_grant(kms, request)
     except ClientError as exc:
         # The documented cross-account key policy gives the using account CreateGrant but
-        # not ListGrants. CreateGrant with a Name is itself idempotent: a retry with the same
-        # parameters returns the existing grant's id instead of making a second one.
+        # not ListGrants. CreateGrant with a Name is idempotent for the same parameters and name,
+        # so botocore's retries of this request make one grant; a later change cannot see this
+        # grant and makes its own, with the same grantee and operations (nothing wider) and its
+        # own name, which is what settle and rollback go by.
         if "AccessDenied" not in exc.response.get("Error", {}).get("Code", ""):
             raise
         existing = None
